@@ -1,0 +1,206 @@
+"""Entry -> Item: canonical URLs, plain text, sanitised HTML, UTC dates, language.
+
+Pure: no I/O and no clock; the time an item was seen is a parameter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+from datetime import datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import nh3
+
+from .model import Entry, Item, check_utc
+
+__all__ = [
+    "SUMMARY_CHARS",
+    "canonical_url",
+    "fingerprint",
+    "html_to_text",
+    "item_id",
+    "normalize",
+    "sanitize_html",
+]
+
+SUMMARY_CHARS = 400
+UNTITLED = "(untitled)"
+# Query parameters that only say where a click came from: never part of what
+# the page is. utm_* is matched as a prefix.
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "twclid",
+        "igshid",
+        "mc_cid",
+        "mc_eid",
+        "_hsenc",
+        "_hsmi",
+        "mkt_tok",
+        "oly_anon_id",
+        "oly_enc_id",
+        "vero_id",
+        "ref_src",
+        "cmpid",
+        "ocid",
+    }
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_BLOCK_END = re.compile(
+    r"<\s*(br|/p|/div|/li|/h[1-6]|/blockquote|/tr|/pre|/section|/article|hr)\b[^>]*>", re.I
+)
+_TAG = re.compile(r"<[^>]*>")
+_LOOKS_HTML = re.compile(r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9]*[\s/>]")
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0\u200b]+")
+_BLANK_LINES = re.compile(r"\n\s*\n+")
+_WORD = re.compile(r"\w+")
+
+
+def canonical_url(url: str) -> str:
+    """Lower-case scheme and host, no default port, fragment or tracking parameters.
+
+    Idempotent; a string that is not an absolute URL comes back stripped.
+    """
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    if not scheme or not parts.netloc:
+        return url
+    host = (parts.hostname or "").rstrip(".")
+    if ":" in host:  # an IPv6 literal goes back in brackets
+        host = f"[{host}]"
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@{host}" if userinfo else host
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        netloc += f":{port}"
+    query = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if not (key.lower().startswith("utm_") or key.lower() in TRACKING_PARAMS)
+    ]
+    path = parts.path or ("/" if scheme in _DEFAULT_PORTS else "")
+    return urlunsplit((scheme, netloc, path, urlencode(query, doseq=True), ""))
+
+
+def sanitize_html(fragment: str) -> str:
+    """An allow-list clean: no script, style, iframe, ``on*=`` or ``javascript:``.
+
+    Plain text (no tags) is escaped and split into paragraphs.
+    """
+    if not _LOOKS_HTML.search(fragment):
+        paragraphs = [p.strip() for p in _BLANK_LINES.split(html.unescape(fragment).strip())]
+        return "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs if p)
+    return nh3.clean(fragment).strip()
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of an HTML fragment: tags gone, entities decoded, paragraphs kept."""
+    if _LOOKS_HTML.search(fragment):
+        fragment = nh3.clean(fragment, tags={"p"})  # drops script/style with their content
+        fragment = _BLOCK_END.sub("\n\n", fragment)
+        fragment = _TAG.sub("", fragment)
+    text = html.unescape(fragment)
+    text = unicodedata.normalize("NFC", text)
+    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def fingerprint(title: str, text: str) -> str:
+    """A hash of the title and text with case, spacing and punctuation ignored."""
+    words = _WORD.findall(f"{title}\n{text}".casefold())
+    return hashlib.sha256(" ".join(words).encode()).hexdigest()[:32]
+
+
+def item_id(source: str, key: str) -> str:
+    """A stable id from the source and the entry's GUID, link or fingerprint."""
+    return hashlib.sha256(f"{source}\0{key}".encode()).hexdigest()[:24]
+
+
+def normalize(entry: Entry, seen: datetime) -> Item:
+    """Turn a parsed entry into an Item; *seen* is when this run read it (UTC)."""
+    check_utc("seen", seen)
+    url = canonical_url(entry.link) if entry.link else None
+    if url is not None and not urlsplit(url).scheme:
+        url = None
+    body = entry.content or entry.summary or ""
+    text = html_to_text(body)
+    summary_text = html_to_text(entry.summary) if entry.summary else text
+    title = _title(entry.title, text)
+    fp = fingerprint(title, text)
+    return Item(
+        id=item_id(entry.source, entry.guid or url or fp),
+        source=entry.source,
+        title=title,
+        url=url,
+        guid=entry.guid,
+        summary=_shorten(summary_text, SUMMARY_CHARS),
+        text=text,
+        content_html=sanitize_html(body) if body else "",
+        published=entry.published,
+        updated=entry.updated,
+        seen=seen,
+        author=entry.author,
+        outlet=entry.outlet or _host(url) or entry.source,
+        tags=tuple(dict.fromkeys(t for t in (_one_line(t) for t in entry.tags) if t)),
+        language=_language(entry.language, title, text),
+        fingerprint=fp,
+    )
+
+
+def _title(raw: str | None, text: str) -> str:
+    title = _one_line(html_to_text(raw)) if raw else ""
+    if title:
+        return title
+    first = text.split("\n", 1)[0]
+    return _shorten(first, 120) if first else UNTITLED
+
+
+def _one_line(text: str) -> str:
+    return _SPACES.sub(" ", text.replace("\n", " ")).strip()
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = _one_line(text)
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit - 1)
+    return text[: cut if cut > limit // 2 else limit - 1].rstrip(" ,;:") + "…"
+
+
+def _host(url: str | None) -> str | None:
+    if not url:
+        return None
+    host = urlsplit(url).hostname or ""
+    return host.removeprefix("www.") or None
+
+
+# Language identification reads this much text: enough for a confident answer,
+# and it keeps the classifier's cost flat for long articles.
+_LANGUAGE_SAMPLE = 400
+
+
+def _language(declared: str | None, title: str, text: str) -> str | None:
+    if declared:
+        code = declared.strip().replace("_", "-").split("-")[0].lower()
+        if code.isalpha() and 2 <= len(code) <= 3:
+            return code
+    sample = f"{title}\n{text[:_LANGUAGE_SAMPLE]}".strip()
+    if len(sample) < 20:
+        return None
+    import py3langid  # imported lazily: it loads a model, which takes ~0.1 s
+
+    language: str = py3langid.classify(sample)[0]
+    return language
