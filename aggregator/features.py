@@ -1,0 +1,240 @@
+"""Text features for clustering: weighted terms, named entities, title terms.
+
+Pure: no I/O beyond wordfreq's bundled word list, no clock. An item becomes a
+``Features`` value of three sparse vectors, each L2-normalised and capped:
+
+- ``terms``: every content word of title and lead text, TF-IDF weighted;
+- ``entities``: capitalised tokens and token runs ("Lindsay Lohan", "Qeshm")
+  plus numbers ("5.9", "2005"), the details that tell two look-alike events
+  apart (two earthquakes share "magnitude" and "quake", not the place or size);
+- ``title``: the headline's words alone.
+
+IDF is a static, corpus-independent prior: ``9 - zipf`` from wordfreq's
+multi-source English word frequencies, so a word's weight never depends on
+what arrived earlier, a rebuilt index decides exactly as the live one did, and
+the first items of a fresh install are weighted as well as the millionth.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from operator import itemgetter
+
+import wordfreq
+
+__all__ = [
+    "DEFAULT_FEATURE_TERMS",
+    "DEFAULT_TEXT_CHARS",
+    "Features",
+    "Vector",
+    "cosine",
+    "extract",
+    "idf",
+    "normalise",
+    "top",
+]
+
+Vector = dict[str, float]
+
+# News is written as an inverted pyramid: who, what, where and when sit in the
+# first paragraphs. ECB+ texts run to 16 KB but the median is ~1.5 KB; reading
+# the first 3,000 characters keeps every event detail we saw in the dev file
+# while bounding the cost of a long feature story (bench/cluster_direct.py).
+DEFAULT_TEXT_CHARS = 3000
+# Terms kept per item vector; a story keeps a few more (cluster.py). The 40th
+# term of a news item already weighs a few percent of its first.
+DEFAULT_FEATURE_TERMS = 40
+
+# wordfreq zipf values run 0 (unseen) to ~7.7 ("the"); 9 - zipf is -log10 of
+# the frequency per word, i.e. an IDF over a web-scale corpus. Unknown tokens
+# (rare names, typos) get the cap: zipf 1 is wordfreq's floor for listed words.
+_ZIPF_CEILING = 9.0
+_IDF_CAP = 8.0
+# Headline words count this many times: the headline is the outlet's own
+# summary of the event, worth a sentence or two of body text.
+_TITLE_REPEAT = 2
+
+# (gap before the token, token): a word, possibly with inner ' . - ("O'Brien",
+# "U.S", "T-Mobile"), or a number with inner . , : ("5.9", "1,200", "6:00").
+_TOKEN = re.compile(r"(\W*)([^\W\d_](?:[\w'’.-]*\w)?|\d+(?:[.,:]\d+)*)")
+# Token kinds, and the IDF (zipf < 4) above which a capitalised word opening
+# a sentence is taken as a name: "Police" (zipf 5.1) is not, "Qeshm" is.
+_SKIP, _NUMBER, _WORD, _NAMELIKE = 0, 1, 2, 3
+_NAME_IDF = 5.0
+# Punctuation after which a capital letter says nothing about a name.
+_OPENERS = frozenset('.!?:;"“”‘(\n')
+
+# Function words and feed boilerplate. wordfreq already weighs them low; dropping
+# them keeps them out of the capped vectors and the inverted index.
+_STOPWORD_TEXT = """
+    a about above according afp after again against all also am an and any ap are as at
+    be because been before being below between both but by can click copyright could did
+    do does doing down dr during each edt est few for from further gmt had has have
+    having he her here hers herself him himself his how i if image in into is it its
+    itself just may me might more most mr mrs ms my myself new no nor not now of off on
+    once one only or other our ours out over own photo pm posted published read reserved
+    reuters rights said same say says she should so some such than that the their theirs
+    them then there these they this those through time to told too two under until up
+    updated utc very video was we were what when where which while who whom why will
+    with would year years you your yours
+"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """One item's sparse vectors, each L2-normalised (empty when nothing was found)."""
+
+    terms: Vector
+    entities: Vector
+    title: Vector
+
+
+@lru_cache(maxsize=8)
+def _frequencies(language: str) -> Mapping[str, float]:
+    return wordfreq.get_frequency_dict(language, wordlist="best")
+
+
+@lru_cache(maxsize=64)
+def _language(language: str | None) -> str:
+    code = (language or "en").split("-")[0].lower()
+    return code if code in wordfreq.available_languages() else "en"
+
+
+@lru_cache(maxsize=200_000)
+def idf(token: str, language: str = "en") -> float:
+    """IDF prior of a lower-case token: ``9 - zipf``, capped for unseen tokens."""
+    freq = _frequencies(language).get(token)
+    if freq is None or freq <= 0.0:
+        return _IDF_CAP
+    zipf = math.log10(freq) + 9.0
+    return max(0.0, min(_IDF_CAP, _ZIPF_CEILING - zipf))
+
+
+@lru_cache(maxsize=200_000)
+def _stem(token: str) -> str:
+    """Fold plurals and possessives: 'quakes' and "Iran's" match 'quake', 'iran'."""
+    for suffix in ("'s", "’s"):
+        if token.endswith(suffix):
+            token = token[: -len(suffix)]
+    token = token.rstrip(".'’-")
+    if len(token) > 4 and token.endswith("ies"):
+        return token[:-3] + "y"
+    if len(token) > 3 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
+        return token[:-1]
+    return token
+
+
+@lru_cache(maxsize=200_000)
+def _lexeme(raw: str, language: str) -> tuple[str, int]:
+    """(stem, kind) of a raw token; kind is _NUMBER, _WORD, _NAMELIKE or _SKIP."""
+    if raw[0].isdigit():
+        return raw, _NUMBER if len(raw) > 1 else _SKIP
+    low = raw.lower()
+    stem = _stem(low)
+    if low in _STOPWORDS or len(stem) < 2:
+        return stem, _SKIP
+    # A capitalised word opening a sentence is a name only when it is not a
+    # common word ("Police", "Monday" are not; "Qeshm", "Lohan" are).
+    rare = idf(low, language) >= _NAME_IDF
+    return stem, (_NAMELIKE if raw[0].isupper() and rare else _WORD)
+
+
+def _count(text: str, repeat: int, language: str, terms: Vector, entities: Vector) -> None:
+    """Add *text*'s term and entity counts, *repeat* times each, into the dicts."""
+    run: list[str] = []
+    first = True
+    for gap, raw in _TOKEN.findall(text):
+        stem, kind = _lexeme(raw, language)
+        if kind == _NUMBER:
+            terms[stem] = terms.get(stem, 0.0) + repeat
+            entities[stem] = entities.get(stem, 0.0) + repeat
+        # Mid-sentence capitals are names; sentence-initial ones only when rare.
+        if (
+            kind >= _WORD
+            and raw[0].isupper()
+            and (kind == _NAMELIKE or not (first or not _OPENERS.isdisjoint(gap)))
+        ):
+            run.append(stem)
+        elif run:
+            _flush(run, repeat, entities)
+        first = False
+        if kind >= _WORD:
+            terms[stem] = terms.get(stem, 0.0) + repeat
+    if run:
+        _flush(run, repeat, entities)
+
+
+def _flush(run: list[str], repeat: int, entities: Vector) -> None:
+    for name in run:
+        entities[name] = entities.get(name, 0.0) + repeat
+    if len(run) > 1:
+        phrase = " ".join(run)
+        entities[phrase] = entities.get(phrase, 0.0) + repeat
+    run.clear()
+
+
+def _weigh(counts: Vector, language: str, keep: int) -> Vector:
+    weights = {t: (1.0 + math.log(c)) * _weight(t, language) for t, c in counts.items()}
+    return normalise(top(weights, keep))
+
+
+@lru_cache(maxsize=200_000)
+def _weight(term: str, language: str) -> float:
+    if " " in term:
+        # A multi-word name is rarer than its rarest word; the sum of the word
+        # IDFs is its IDF under independence, capped like any unseen token.
+        return min(_IDF_CAP, sum(idf(w, language) for w in term.split()))
+    return idf(term, language)
+
+
+def extract(
+    title: str,
+    text: str,
+    language: str | None = None,
+    text_chars: int = DEFAULT_TEXT_CHARS,
+    keep: int = DEFAULT_FEATURE_TERMS,
+) -> Features:
+    """The feature vectors of one article."""
+    lang = _language(language)
+    terms: Vector = {}
+    entities: Vector = {}
+    # Title Case headlines capitalise every word, so their capitals say nothing
+    # about names: take only words there, and names from the body.
+    title_entities: Vector = {}
+    _count(title, _TITLE_REPEAT, lang, terms, title_entities)
+    if not _title_case(title):
+        entities.update(title_entities)
+    title_terms = dict(terms)
+    _count(text[:text_chars], 1, lang, terms, entities)
+    return Features(
+        terms=_weigh(terms, lang, keep),
+        entities=_weigh(entities, lang, keep),
+        title=_weigh(title_terms, lang, keep),
+    )
+
+
+def _title_case(title: str) -> bool:
+    words = [w for w in title.split() if w[:1].isalpha() and w.lower() not in _STOPWORDS]
+    return len(words) >= 3 and sum(w[0].isupper() for w in words) > 0.6 * len(words)
+
+
+def top(vector: Mapping[str, float], keep: int) -> Vector:
+    """The *keep* heaviest entries, heaviest first; ties keep their order in *vector*."""
+    return dict(heapq.nlargest(keep, vector.items(), key=itemgetter(1)))
+
+
+def normalise(vector: Mapping[str, float]) -> Vector:
+    norm = math.sqrt(sum(w * w for w in vector.values()))
+    return {t: w / norm for t, w in vector.items()} if norm > 0 else {}
+
+
+def cosine(a: Mapping[str, float], b: Iterable[tuple[str, float]]) -> float:
+    """Dot product of a normalised vector with normalised (term, weight) pairs."""
+    get = a.get
+    return sum(w * get(t, 0.0) for t, w in b)
