@@ -1,0 +1,238 @@
+"""``config.toml`` -> a frozen :class:`Config`.
+
+Every key is checked: unknown keys, wrong types and bad values raise one
+:class:`ConfigError` that names the file and the key, e.g.
+``config.toml: sources[3].interval: must be > 0``. TOML syntax errors keep
+the line number tomllib gives. Relative paths resolve against the folder of
+the config file, so a config works from any working directory.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+from .cluster import ClusterSettings
+from .errors import ConfigError
+from .model import Source
+
+__all__ = [
+    "DEFAULT_INTERVAL",
+    "DEFAULT_LIMIT",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_TIMEOUT",
+    "Config",
+    "FetchSettings",
+    "OutputSettings",
+    "load_config",
+]
+
+DEFAULT_INTERVAL = timedelta(minutes=30)
+DEFAULT_LIMIT = 200
+DEFAULT_TIMEOUT = 20.0
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_TITLE = "Top stories"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSettings:
+    path: Path
+    title: str = DEFAULT_TITLE
+    limit: int = DEFAULT_LIMIT
+    max_age: timedelta | None = None
+    feed_id: str | None = None
+    base_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchSettings:
+    timeout: float = DEFAULT_TIMEOUT
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    state_dir: Path
+    output: OutputSettings
+    sources: tuple[Source, ...]
+    fetch: FetchSettings = field(default_factory=FetchSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+
+    @property
+    def database(self) -> Path:
+        return self.state_dir / "aggregator.sqlite"
+
+
+class _Table:
+    """A TOML table being read: typed getters that name the key on error."""
+
+    def __init__(self, file: str, prefix: str, data: Mapping[str, Any]) -> None:
+        self.file, self.prefix, self.data = file, prefix, data
+        self.used: set[str] = set()
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.file}: {self.prefix}{key}", message)
+
+    def get(self, key: str, kind: type[T], default: T) -> T:
+        self.used.add(key)
+        if key not in self.data:
+            return default
+        value = self.data[key]
+        # bool is an int in Python, but `limit = true` is a mistake, not a 1.
+        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise self.error(key, f"must be {_KIND_NAMES.get(kind, kind.__name__)}")
+        return cast(T, value)
+
+    def optional(self, key: str, kind: type[T]) -> T | None:
+        self.used.add(key)
+        return self.get(key, kind, cast(T, None)) if key in self.data else None
+
+    def positive(self, key: str, kind: type[T], default: T) -> T:
+        value = self.get(key, kind, default)
+        if value <= 0:  # type: ignore[operator]
+            raise self.error(key, "must be > 0")
+        return value
+
+    def check(self, key: str, value: T | None, test: Callable[[T], bool], message: str) -> None:
+        if value is not None and not test(value):
+            raise self.error(key, message)
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise self.error(unknown[0], "unknown key")
+
+
+_KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def load_config(path: Path) -> Config:
+    """Read and check *path*.
+
+    Raises:
+        ConfigError: the file is missing, not TOML, or a key is wrong.
+    """
+    path = Path(path)
+    name = path.name
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(str(path), "no such config file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message carries "(at line N, column M)".
+        raise ConfigError(name, f"invalid TOML: {exc}") from None
+    base = path.resolve().parent
+    top = _Table(name, "", raw)
+    state = _Table(name, "state.", _subtable(top, "state"))
+    state_dir = _resolve(base, state.get("dir", str, "state"))
+    state.finish()
+    output = _read_output(_Table(name, "output.", _subtable(top, "output")), base, state_dir)
+    fetch = _read_fetch(_Table(name, "fetch.", _subtable(top, "fetch")))
+    cluster = _read_cluster(_Table(name, "cluster.", _subtable(top, "cluster")))
+    sources = _read_sources(top, name, base)
+    top.finish()
+    return Config(path.resolve(), state_dir, output, sources, fetch, cluster)
+
+
+def _subtable(top: _Table, key: str) -> Mapping[str, Any]:
+    value = top.get(key, dict, {})
+    return value
+
+
+def _resolve(base: Path, value: str) -> Path:
+    return (base / Path(value).expanduser()).resolve()
+
+
+def _read_output(t: _Table, base: Path, state_dir: Path) -> OutputSettings:
+    path = t.optional("path", str)
+    title = t.get("title", str, DEFAULT_TITLE)
+    t.check("title", title, lambda v: bool(v.strip()), "must not be empty")
+    limit = t.positive("limit", int, DEFAULT_LIMIT)
+    max_age_days = t.optional("max_age_days", float)
+    t.check("max_age_days", max_age_days, lambda v: v > 0, "must be > 0")
+    feed_id = t.optional("id", str)
+    t.check("id", feed_id, lambda v: bool(urlsplit(v).scheme), "must be an absolute IRI")
+    base_url = t.optional("base_url", str)
+    t.check("base_url", base_url, _is_http_url, "must be an http(s) URL")
+    t.finish()
+    return OutputSettings(
+        path=_resolve(base, path) if path else state_dir / "feed.atom",
+        title=title.strip(),
+        limit=limit,
+        max_age=timedelta(days=max_age_days) if max_age_days else None,
+        feed_id=feed_id,
+        base_url=base_url.rstrip("/") if base_url else None,
+    )
+
+
+def _read_fetch(t: _Table) -> FetchSettings:
+    settings = FetchSettings(
+        timeout=t.positive("timeout", float, DEFAULT_TIMEOUT),
+        max_bytes=t.positive("max_bytes", int, DEFAULT_MAX_BYTES),
+    )
+    t.finish()
+    return settings
+
+
+def _read_cluster(t: _Table) -> ClusterSettings:
+    default = ClusterSettings()
+    window_hours = t.positive("window_hours", float, default.window.total_seconds() / 3600)
+    bars = {}
+    for key in ("threshold", "undated_margin", "merge_margin", "entity_floor"):
+        value = t.get(key, float, getattr(default, key))
+        t.check(key, value, lambda v: 0 <= v < 1, "must be between 0 and 1")
+        bars[key] = value
+    t.finish()
+    return replace(default, window=timedelta(hours=window_hours), **bars)
+
+
+def _read_sources(top: _Table, name: str, base: Path) -> tuple[Source, ...]:
+    raw = top.get("sources", list, [])
+    sources: list[Source] = []
+    seen: set[str] = set()
+    for n, entry in enumerate(raw):
+        prefix = f"sources[{n}]."
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{name}: sources[{n}]", "must be a table ([[sources]])")
+        source = _read_source(_Table(name, prefix, entry), base)
+        if source.key in seen:
+            raise ConfigError(f"{name}: {prefix}{source.kind}", "is listed twice")
+        seen.add(source.key)
+        sources.append(source)
+    return tuple(sources)
+
+
+def _read_source(t: _Table, base: Path) -> Source:
+    url = t.optional("url", str)
+    path = t.optional("path", str)
+    if (url is None) == (path is None):
+        raise ConfigError(f"{t.file}: {t.prefix.rstrip('.')}", "needs exactly one of url or path")
+    t.check("url", url, _is_http_url, "must be an http(s) URL")
+    name = t.optional("name", str)
+    minutes = t.positive("interval", float, DEFAULT_INTERVAL.total_seconds() / 60)
+    t.finish()
+    interval = timedelta(minutes=minutes)
+    if url is not None:
+        return Source(key=url, url=url, name=name, interval=interval)
+    # The key is the path as written, not the resolved one, so that moving the
+    # checkout keeps every stored item's id.
+    written = Path(path or ".").as_posix()
+    return Source(key=written, path=_resolve(base, written), name=name, interval=interval)
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
