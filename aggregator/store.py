@@ -1,0 +1,450 @@
+"""[I/O] The state: a :class:`Store` protocol and its SQLite implementation.
+
+SQLite runs in WAL mode with foreign keys on; the schema is versioned with
+``PRAGMA user_version`` and migrated forward on open. Datetimes are written as
+ISO-8601 UTC strings by explicit functions (sqlite3's default adapters are
+deprecated). Time is always a parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from .dedupe import Decision, Known, decide
+from .errors import StorageError
+from .model import Item, Story, check_utc
+from .normalize import canonical_url
+
+__all__ = ["SQLiteStore", "SourceState", "Store", "StoryRow", "open_store"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What we remember of a source between runs."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    status: str | None = None  # "ok", "not-modified" or "error"
+    message: str | None = None
+    last_attempt: datetime | None = None
+    last_success: datetime | None = None
+    items: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoryRow:
+    """A story as the clusterer leaves it: membership is stored on the items."""
+
+    id: str
+    lead_id: str
+    first: datetime
+    last: datetime
+    signature: bytes
+
+
+class Store(Protocol):
+    """Where items, stories and per-source state live between runs.
+
+    Contract: datetimes go in and come out timezone-aware UTC; every method
+    raises :class:`StorageError` (never ``sqlite3.Error``); each write method
+    is one transaction, so a failure leaves what was stored before intact;
+    closing and reopening the same path gives back the same state.
+    """
+
+    def source_state(self, key: str) -> SourceState: ...
+
+    def update_source(
+        self, key: str, items: Sequence[Item], state: SourceState
+    ) -> tuple[list[Item], int]:
+        """Store a source's items and its new state at once; returns (new items, changed)."""
+        ...
+
+    def save_source_state(self, key: str, state: SourceState) -> None: ...
+
+    def unclustered(self) -> list[Item]: ...
+
+    def signatures(self, since: datetime | None) -> list[bytes]: ...
+
+    def save_clusters(
+        self,
+        members: Sequence[tuple[str, str]],
+        stories: Sequence[StoryRow],
+        merged: Sequence[tuple[str, str]],
+        meta: dict[str, bytes],
+    ) -> None:
+        """Point items at stories, write story rows, fold merged stories in."""
+        ...
+
+    def meta(self, key: str) -> bytes | None: ...
+
+    def stories(self, limit: int, since: datetime | None = None) -> list[Story]: ...
+
+    def close(self) -> None: ...
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    check_utc("datetime", value)
+    return value.isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+_MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema.
+    """
+    CREATE TABLE sources (
+        key TEXT PRIMARY KEY,
+        etag TEXT, last_modified TEXT,
+        status TEXT, message TEXT,
+        last_attempt TEXT, last_success TEXT
+    );
+    CREATE TABLE stories (
+        id TEXT PRIMARY KEY,
+        lead_id TEXT NOT NULL,
+        first TEXT NOT NULL,
+        last TEXT NOT NULL,
+        signature BLOB NOT NULL
+    );
+    CREATE INDEX stories_last ON stories (last);
+    CREATE TABLE items (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        guid TEXT, url TEXT, fingerprint TEXT NOT NULL,
+        title TEXT NOT NULL, summary TEXT NOT NULL, text TEXT NOT NULL,
+        content_html TEXT NOT NULL,
+        published TEXT, updated TEXT, seen TEXT NOT NULL,
+        author TEXT, outlet TEXT NOT NULL, tags TEXT NOT NULL, language TEXT,
+        story_id TEXT REFERENCES stories (id) ON DELETE SET NULL
+    );
+    CREATE INDEX items_guid ON items (source, guid);
+    CREATE INDEX items_url ON items (url);
+    CREATE INDEX items_fingerprint ON items (fingerprint);
+    CREATE INDEX items_story ON items (story_id);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+    """,
+)
+
+_ITEM_COLUMNS = (
+    "id, source, guid, url, fingerprint, title, summary, text, content_html,"
+    " published, updated, seen, author, outlet, tags, language"
+)
+
+
+class SQLiteStore:
+    """The :class:`Store` in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN ourselves, one per write method.
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(str(self.path), "cannot open the state database") from exc
+
+    def _migrate(self) -> None:
+        version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(_MIGRATIONS):
+            raise StorageError(
+                str(self.path), f"schema version {version} is newer than this program"
+            )
+        for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+            with self._transaction():
+                for statement in filter(str.strip, script.split(";")):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StorageError(str(self.path), "database error") from exc
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._db.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(str(self.path), "database error") from exc
+
+    # -- sources -------------------------------------------------------------
+
+    def source_state(self, key: str) -> SourceState:
+        rows = self._query("SELECT * FROM sources WHERE key = ?", (key,))
+        count = self._query("SELECT count(*) FROM items WHERE source = ?", (key,))[0][0]
+        if not rows:
+            return SourceState(items=count)
+        row = rows[0]
+        return SourceState(
+            etag=row["etag"],
+            last_modified=row["last_modified"],
+            status=row["status"],
+            message=row["message"],
+            last_attempt=_dt(row["last_attempt"]),
+            last_success=_dt(row["last_success"]),
+            items=count,
+        )
+
+    def save_source_state(self, key: str, state: SourceState) -> None:
+        with self._transaction() as db:
+            self._put_source(db, key, state)
+
+    def _put_source(self, db: sqlite3.Connection, key: str, state: SourceState) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                state.etag,
+                state.last_modified,
+                state.status,
+                state.message,
+                _iso(state.last_attempt),
+                _iso(state.last_success),
+            ),
+        )
+
+    # -- items ---------------------------------------------------------------
+
+    def update_source(
+        self, key: str, items: Sequence[Item], state: SourceState
+    ) -> tuple[list[Item], int]:
+        new: list[Item] = []
+        changed = 0
+        with self._transaction() as db:
+            for item in items:
+                known = self._match(db, item)
+                decision = decide(item, known)
+                if decision is Decision.NEW:
+                    self._insert(db, item)
+                    new.append(item)
+                elif decision is Decision.CHANGED:
+                    assert known is not None
+                    self._update(db, known.id, item)
+                    changed += 1
+            self._put_source(db, key, state)
+        return new, changed
+
+    def _match(self, db: sqlite3.Connection, item: Item) -> Known | None:
+        columns = "id, source, guid, url, fingerprint, title, updated"
+        probes: list[tuple[str, tuple[Any, ...]]] = []
+        if item.guid:
+            probes.append(("source = ? AND guid = ?", (item.source, item.guid)))
+        if item.url:
+            probes.append(("url = ?", (item.url,)))
+        probes.append(("fingerprint = ?", (item.fingerprint,)))
+        for where, params in probes:
+            row = db.execute(
+                f"SELECT {columns} FROM items WHERE {where} LIMIT 1", params
+            ).fetchone()
+            if row is not None:
+                return Known(*row)
+        return None
+
+    def _insert(self, db: sqlite3.Connection, item: Item) -> None:
+        values = _item_values(item)
+        marks = ", ".join("?" * len(values))
+        db.execute(f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES ({marks})", values)
+
+    def _update(self, db: sqlite3.Connection, item_id: str, item: Item) -> None:
+        # The id, the first-seen time and the story membership stay as they were.
+        names = [c.strip() for c in _ITEM_COLUMNS.split(",")]
+        values = _item_values(item)
+        keep = {"id", "seen"}
+        sets = ", ".join(f"{n} = ?" for n in names if n not in keep)
+        params = [v for n, v in zip(names, values, strict=True) if n not in keep]
+        db.execute(f"UPDATE items SET {sets} WHERE id = ?", (*params, item_id))
+
+    def unclustered(self) -> list[Item]:
+        rows = self._query(f"SELECT {_ITEM_COLUMNS} FROM items WHERE story_id IS NULL")
+        return [_item(row) for row in rows]
+
+    def items(self, ids: Iterable[str]) -> list[Item]:
+        wanted = list(ids)
+        found: list[Item] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._query(f"SELECT {_ITEM_COLUMNS} FROM items WHERE id IN ({marks})", chunk)
+            found.extend(_item(row) for row in rows)
+        return found
+
+    def find_item(self, key: str) -> Item | None:
+        """The item with this id, a unique id prefix, or this (canonical) URL."""
+        rows = self._query(f"SELECT {_ITEM_COLUMNS} FROM items WHERE id = ?", (key,))
+        if not rows and len(key) >= 4 and key.isalnum():
+            rows = self._query(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE id LIKE ? LIMIT 2", (key + "%",)
+            )
+        if not rows:
+            rows = self._query(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE url IN (?, ?) LIMIT 2",
+                (key, canonical_url(key)),
+            )
+        return _item(rows[0]) if len(rows) == 1 else None
+
+    # -- stories -------------------------------------------------------------
+
+    def signatures(self, since: datetime | None) -> list[bytes]:
+        if since is None:
+            rows = self._query("SELECT signature FROM stories")
+        else:
+            rows = self._query("SELECT signature FROM stories WHERE last >= ?", (_iso(since),))
+        return [bytes(row[0]) for row in rows]
+
+    def save_clusters(
+        self,
+        members: Sequence[tuple[str, str]],
+        stories: Sequence[StoryRow],
+        merged: Sequence[tuple[str, str]],
+        meta: dict[str, bytes],
+    ) -> None:
+        """Write story rows and point items at them, in one transaction.
+
+        *members* are (item id, story id); *merged* are (absorbed story id,
+        surviving story id): the absorbed story's items move over and its row
+        goes. *meta* holds small named blobs, such as the clusterer's statistics.
+        """
+        with self._transaction() as db:
+            # An upsert, not INSERT OR REPLACE: a replace deletes the row first,
+            # and the foreign key would then cut every item loose from its story.
+            db.executemany(
+                "INSERT INTO stories VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                " lead_id = excluded.lead_id, first = excluded.first, last = excluded.last,"
+                " signature = excluded.signature",
+                [(s.id, s.lead_id, _iso(s.first), _iso(s.last), s.signature) for s in stories],
+            )
+            db.executemany(
+                "UPDATE items SET story_id = ? WHERE id = ?", [(s, i) for i, s in members]
+            )
+            for old, new in merged:
+                db.execute("UPDATE items SET story_id = ? WHERE story_id = ?", (new, old))
+                db.execute("DELETE FROM stories WHERE id = ?", (old,))
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
+
+    def meta(self, key: str) -> bytes | None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return bytes(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: bytes) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def leads(self, story_ids: Iterable[str]) -> dict[str, str]:
+        """The stored lead item id of each of these stories that exists."""
+        out: dict[str, str] = {}
+        wanted = list(story_ids)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._query(f"SELECT id, lead_id FROM stories WHERE id IN ({marks})", chunk)
+            out.update((row[0], row[1]) for row in rows)
+        return out
+
+    def story_members(self, story_ids: Iterable[str]) -> dict[str, list[Item]]:
+        out: dict[str, list[Item]] = {}
+        wanted = list(story_ids)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._query(
+                f"SELECT story_id, {_ITEM_COLUMNS} FROM items WHERE story_id IN ({marks})", chunk
+            )
+            for row in rows:
+                out.setdefault(row["story_id"], []).append(_item(row))
+        return out
+
+    def stories(self, limit: int, since: datetime | None = None) -> list[Story]:
+        """The *limit* most recently updated stories, members in publication order."""
+        where, params = ("WHERE last >= ?", [_iso(since)]) if since else ("", [])
+        rows = self._query(
+            f"SELECT id, lead_id FROM stories {where} ORDER BY last DESC, id LIMIT ?",
+            [*params, limit],
+        )
+        members = self.story_members(row["id"] for row in rows)
+        out = []
+        for row in rows:
+            items = sorted(members.get(row["id"], []), key=lambda m: (m.date, m.id))
+            if items and any(m.id == row["lead_id"] for m in items):
+                out.append(Story(row["id"], row["lead_id"], tuple(items)))
+        return out
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        except sqlite3.Error as exc:
+            raise StorageError(str(self.path), "cannot close the state database") from exc
+
+
+def open_store(path: Path) -> SQLiteStore:
+    """Open (creating and migrating if needed) the state database at *path*.
+
+    Raises:
+        StorageError: the file cannot be opened or is not our database.
+    """
+    return SQLiteStore(path)
+
+
+def _item_values(item: Item) -> tuple[Any, ...]:
+    return (
+        item.id,
+        item.source,
+        item.guid,
+        item.url,
+        item.fingerprint,
+        item.title,
+        item.summary,
+        item.text,
+        item.content_html,
+        _iso(item.published),
+        _iso(item.updated),
+        _iso(item.seen),
+        item.author,
+        item.outlet,
+        json.dumps(list(item.tags), ensure_ascii=False),
+        item.language,
+    )
+
+
+def _item(row: sqlite3.Row) -> Item:
+    seen = _dt(row["seen"])
+    assert seen is not None
+    return Item(
+        id=row["id"],
+        source=row["source"],
+        title=row["title"],
+        url=row["url"],
+        guid=row["guid"],
+        summary=row["summary"],
+        text=row["text"],
+        content_html=row["content_html"],
+        published=_dt(row["published"]),
+        updated=_dt(row["updated"]),
+        seen=seen,
+        author=row["author"],
+        outlet=row["outlet"],
+        tags=tuple(json.loads(row["tags"])),
+        language=row["language"],
+        fingerprint=row["fingerprint"],
+    )
