@@ -1,0 +1,185 @@
+"""The ``aggregator`` command: thin wrappers that call the library and print.
+
+Every :class:`AggregatorError` becomes one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import __version__
+from .cluster import explain
+from .config import Config, load_config
+from .errors import AggregatorError
+from .model import Item, NotModified, RefreshReport, Source, Updated
+from .pipeline import refresh
+from .store import SQLiteStore, open_store
+
+__all__ = [
+    "COMMANDS",
+    "build_parser",
+    "cmd_explain",
+    "cmd_refresh",
+    "cmd_sources",
+    "cmd_stories",
+    "main",
+]
+
+DEFAULT_CONFIG = Path("config.toml")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def cmd_refresh(config: Config, args: argparse.Namespace) -> int:
+    """Refresh every source once, cluster new items, publish the merged feed."""
+    progress = _progress if sys.stderr.isatty() and not args.quiet else None
+    store = open_store(config.database)
+    try:
+        report = refresh(config, store, _now(), progress=progress)
+    finally:
+        store.close()
+    if progress:
+        print("\r\033[K", end="", file=sys.stderr)
+    _print_report(report)
+    return 0
+
+
+def _progress(done: int, total: int, source: Source) -> None:
+    print(f"\r\033[K[{done}/{total}] {source.label}", end="", file=sys.stderr, flush=True)
+
+
+def _print_report(report: RefreshReport) -> None:
+    counts = {"ok": 0, "not modified": 0, "error": 0}
+    for result in report.results:
+        value = result.value
+        if isinstance(value, Updated):
+            status, detail = "ok", f"{value.new} new, {value.changed} updated"
+            if value.warnings:
+                detail += f" ({len(value.warnings)} warning(s): {value.warnings[0]})"
+        elif isinstance(value, NotModified):
+            status, detail = "not modified", ""
+        else:
+            status, detail = "error", value.message
+        counts[status] += 1
+        print(f"{status:<13} {result.source.label}  {detail}".rstrip())
+    print(
+        f"{counts['ok']} ok, {counts['not modified']} not modified, {counts['error']} failed; "
+        f"{report.new} new and {report.changed} updated items; "
+        f"{report.stories} stories in {report.output}"
+    )
+
+
+def cmd_sources(config: Config, args: argparse.Namespace) -> int:
+    """List the configured sources with their last status."""
+    store = open_store(config.database)
+    try:
+        for source in config.sources:
+            state = store.source_state(source.key)
+            when = state.last_attempt.strftime("%Y-%m-%d %H:%M") if state.last_attempt else "never"
+            status = state.status or "new"
+            print(f"{status:<13} {source.label}  [{source.kind}] {state.items} items, last {when}")
+            if source.name:
+                print(f"{'':<13} {source.url or source.path}")
+            if state.message:
+                print(f"{'':<13} {state.message}")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_stories(config: Config, args: argparse.Namespace) -> int:
+    """List the current stories, newest first, with their members and outlets."""
+    store = open_store(config.database)
+    try:
+        stories = store.stories(args.limit)
+    finally:
+        store.close()
+    for story in stories:
+        lead = story.lead
+        outlets = ", ".join(story.outlets)
+        print(f"{story.updated:%Y-%m-%d %H:%M}  {lead.title}")
+        print(f"    {story.id}  {len(story.members)} article(s) from {outlets}")
+        for member in story.members:
+            mark = "*" if member.id == lead.id else " "
+            print(f"  {mark} {member.id}  {member.date:%Y-%m-%d}  {member.outlet}: {member.title}")
+    print(f"{len(stories)} stories")
+    return 0
+
+
+def cmd_explain(config: Config, args: argparse.Namespace) -> int:
+    """Show why two items were or were not put in one story."""
+    store = open_store(config.database)
+    try:
+        first, second = (_find_item(store, key) for key in (args.first, args.second))
+    finally:
+        store.close()
+    for line in explain(first, second, config.cluster).lines():
+        print(line)
+    return 0
+
+
+def _find_item(store: SQLiteStore, key: str) -> Item:
+    item = store.find_item(key)
+    if item is None:
+        raise AggregatorError(key, "no stored item has this id, id prefix or URL")
+    return item
+
+
+COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
+    "refresh": cmd_refresh,
+    "sources": cmd_sources,
+    "stories": cmd_stories,
+    "explain": cmd_explain,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aggregator",
+        description="Merge news from many feeds into one Atom feed, one entry per event.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, function in COMMANDS.items():
+        doc = (function.__doc__ or "").strip()
+        sub = commands.add_parser(name, help=doc, description=doc)
+        sub.add_argument(
+            "--config",
+            type=Path,
+            default=DEFAULT_CONFIG,
+            help="the config file (default: ./config.toml)",
+        )
+        sub.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+        if name == "refresh":
+            sub.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+        if name == "stories":
+            sub.add_argument("--limit", type=int, default=50, help="how many (default: 50)")
+        if name == "explain":
+            sub.add_argument("first", metavar="ITEM", help="an item id, id prefix or URL")
+            sub.add_argument("second", metavar="ITEM", help="another item")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = load_config(args.config)
+        return COMMANDS[args.command](config, args)
+    except AggregatorError as exc:
+        print(f"aggregator: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The aggregator command: output, exit codes, help, and the README agreeing with it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from aggregator.cli import COMMANDS, build_parser, main
+from tests.conftest import REPO, FeedServer, Route, rss, write_config
+
+FEED = rss(
+    "Example Wire",
+    [
+        {
+            "title": "Bridge opens to traffic",
+            "link": "https://wire.example.org/bridge",
+            "guid": "b1",
+            "pubDate": "Sat, 30 Nov 2024 09:00:00 GMT",
+            "description": "The new bridge opened on Saturday.",
+        }
+    ],
+)
+
+
+@pytest.fixture
+def config(tmp_path, server: FeedServer, closed_port_url):
+    server.routes["/feed.xml"] = Route(FEED, etag='"1"')
+    return write_config(
+        tmp_path,
+        f'[[sources]]\nurl = "{server.url("/feed.xml")}"\nname = "Wire"\n'
+        f'[[sources]]\nurl = "{closed_port_url}"\nname = "Dead"\n',
+    )
+
+
+def test_refresh_prints_a_line_per_source_and_a_summary(config, capsys):
+    assert main(["refresh", "--config", str(config)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("ok") and "Wire" in out[0] and "1 new" in out[0]
+    assert out[1].startswith("error") and "Dead" in out[1] and "could not fetch" in out[1]
+    assert out[2].startswith(
+        "1 ok, 0 not modified, 1 failed; 1 new and 0 updated items; 1 stories in "
+    )
+    assert main(["refresh", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.startswith("not modified  Wire")
+
+
+def test_sources_lists_last_status(config, capsys):
+    main(["refresh", "--config", str(config)])
+    capsys.readouterr()
+    assert main(["sources", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^ok\s+Wire\s+\[url\] 1 items", out, re.M)
+    assert re.search(r"^error\s+Dead", out, re.M)
+
+
+def test_stories_lists_members(config, capsys):
+    main(["refresh", "--config", str(config)])
+    capsys.readouterr()
+    assert main(["stories", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "Bridge opens to traffic" in out and "1 article(s) from Wire" in out
+
+
+def test_bad_config_is_one_line_and_exit_1(tmp_path, capsys):
+    path = tmp_path / "config.toml"
+    path.write_text("[output]\nlimit = -3\n")
+    assert main(["refresh", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err == "aggregator: config.toml: output.limit: must be > 0\n"
+
+
+def test_unwritable_output_exits_non_zero(tmp_path, capsys):
+    (tmp_path / "blocker").write_text("x")
+    path = tmp_path / "config.toml"
+    path.write_text('[output]\npath = "blocker/feed.atom"\n')
+    assert main(["refresh", "--config", str(path)]) == 1
+    assert "cannot write the feed" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_cli(config):
+    result = subprocess.run(
+        [sys.executable, "-m", "aggregator", "refresh", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "stories in" in result.stdout
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_help_and_is_in_the_readme(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args([command, "--help"])
+    assert info.value.code == 0
+    assert (COMMANDS[command].__doc__ or "").strip()
+    assert f"aggregator {command}" in (REPO / "README.md").read_text(encoding="utf-8")
