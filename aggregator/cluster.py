@@ -13,24 +13,22 @@ earthquakes in Iran apart; names and numbers (the island, the magnitude) can.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 
-from .features import DEFAULT_TEXT_CHARS, Features, cosine, extract
+from .features import DEFAULT_TEXT_CHARS, Features, extract
 from .model import Item
-from .story_index import Signature, SparseVector, StoryIndex
+from .story_index import IndexEntry, Loader, Signature, SparseVector, StoryIndex
 
 __all__ = [
     "DEFAULT_WINDOW",
     "Assignment",
     "ClusterSettings",
     "Clusterer",
-    "CorpusStats",
     "Explanation",
+    "IndexEntry",
     "Signature",
-    "choose_lead",
     "explain",
     "story_id",
 ]
@@ -95,25 +93,6 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class CorpusStats:
-    """Counts of what the clusterer has seen; informational only.
-
-    Term weights come from a static prior (``features.idf``), so no decision
-    depends on these and a rebuilt clusterer needs none of them to agree.
-    """
-
-    items: int = 0
-    stories: int = 0
-
-    def to_dict(self) -> dict[str, int]:
-        return {"items": self.items, "stories": self.stories}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CorpusStats:
-        return cls(items=int(data["items"]), stories=int(data["stories"]))
-
-
-@dataclass(frozen=True, slots=True)
 class Assignment:
     item_id: str
     story_id: str
@@ -159,10 +138,9 @@ def _features(item: Item, settings: ClusterSettings) -> Features:
     return extract(item.title, item.text or item.summary, item.language, settings.text_chars)
 
 
-def _in_window(when: datetime | None, sig: Signature, window: timedelta) -> bool:
-    if when is None or sig.first is None or sig.last is None:
-        return True
-    return sig.first - window <= when <= sig.last + window
+def _age(story: Signature | IndexEntry) -> tuple[bool, datetime, str]:
+    """Older stories sort first: dated before undated, then by first date, then id."""
+    return (story.first is None, story.first or datetime.max, story.story_id)
 
 
 def _bar(settings: ClusterSettings, comparable: bool) -> float:
@@ -182,13 +160,19 @@ class Clusterer:
         self,
         settings: ClusterSettings,
         signatures: Iterable[Signature] = (),
-        stats: CorpusStats | None = None,
+        *,
+        entries: Iterable[IndexEntry] = (),
+        load: Loader | None = None,
     ) -> None:
+        """Start from stored stories: whole *signatures*, or index *entries*
+        whose signatures *load* reads when a story is first scored."""
         self.settings = settings
-        self._index = StoryIndex(settings.index_keys, settings.posting_scan)
-        for sig in sorted(signatures, key=Signature.age_key):
+        self._index = StoryIndex(settings.index_keys, settings.posting_scan, load)
+        # Oldest first, so each posting list ends with its newest stories.
+        for entry in sorted(entries, key=_age):
+            self._index.put_entry(entry)
+        for sig in sorted(signatures, key=_age):
             self._index.put(sig)
-        self._stats = stats or CorpusStats(stories=len(self._index))
         self._changed: dict[str, None] = {}
         self._removed: dict[str, None] = {}
 
@@ -196,14 +180,14 @@ class Clusterer:
         f = _features(item, self.settings)
         when = _when(item)
         matches: list[tuple[float, Signature]] = []
-        for sig in self._index.candidates(f.terms, f.entities, self.settings.candidates):
-            if not _in_window(when, sig, self.settings.window):
+        for entry in self._index.candidates(f.terms, f.entities, self.settings.candidates):
+            if not entry.in_window(when, self.settings.window):
                 continue
+            sig = self._index.signature(entry.story_id)
             *parts, score = _score(f, sig, self.settings.weights)
             bar = _bar(self.settings, (when is None) == (sig.first is None))
             if score >= bar and parts[1] >= self.settings.entity_floor:
                 matches.append((score, sig))
-        self._stats = replace(self._stats, items=self._stats.items + 1)
         if not matches:
             return self._start(item, f, when)
         # A bridge by an undated item must clear the undated bar on every story
@@ -212,7 +196,7 @@ class Clusterer:
         best = max(score for score, _ in matches)
         bar = _bar(self.settings, when is not None) + self.settings.merge_margin
         matches = [m for m in matches if m[0] == best or m[0] >= bar]
-        matches.sort(key=lambda m: m[1].age_key())
+        matches.sort(key=lambda m: _age(m[1]))
         keep = matches[0][1]
         merged = tuple(sig.story_id for _, sig in matches[1:])
         sig = keep
@@ -221,9 +205,7 @@ class Clusterer:
             self._index.remove(other.story_id)
             self._changed.pop(other.story_id, None)
             self._removed[other.story_id] = None
-        self._save(self._join(sig, f, when))
-        if merged:
-            self._stats = replace(self._stats, stories=self._stats.stories - len(merged))
+        self._save(_elect(self._join(sig, f, when), item, f))
         return Assignment(item.id, keep.story_id, new_story=False, merged=merged)
 
     def add_batch(self, items: Iterable[Item]) -> list[Assignment]:
@@ -231,26 +213,27 @@ class Clusterer:
         ordered = sorted(items, key=lambda i: (_when(i) is None, _when(i) or datetime.max, i.id))
         return [self.add(item) for item in ordered]
 
+    def signature(self, story_id: str) -> Signature:
+        return self._index.signature(story_id)
+
     def changed(self) -> list[Signature]:
-        return [self._index.signatures[sid] for sid in self._changed]
+        """Stories made or changed since this clusterer started, to persist."""
+        return [self._index.signature(sid) for sid in self._changed]
 
     def removed(self) -> list[str]:
+        """Stories merged into others since this clusterer started."""
         return list(self._removed)
 
-    def stats(self) -> CorpusStats:
-        return self._stats
-
     def signatures(self) -> list[Signature]:
-        return list(self._index.signatures.values())
+        return [self._index.signature(sid) for sid in self._index.entries]
 
     def _start(self, item: Item, f: Features, when: datetime | None) -> Assignment:
         sid = story_id(item)
         n = 1
-        while sid in self._index.signatures or sid in self._removed:
+        while sid in self._index or sid in self._removed:
             n += 1
             sid = f"{story_id(item)}-{n}"
-        self._save(self._join(Signature(sid, None, None, 0), f, when))
-        self._stats = replace(self._stats, stories=self._stats.stories + 1)
+        self._save(_elect(self._join(Signature(sid, None, None, 0), f, when), item, f))
         return Assignment(item.id, sid, new_story=True)
 
     def _join(self, sig: Signature, f: Features, when: datetime | None) -> Signature:
@@ -259,20 +242,22 @@ class Clusterer:
         if when is not None:
             first = min(first, when) if first else when
             last = max(last, when) if last else when
-        return Signature(
-            sig.story_id,
-            first,
-            last,
-            sig.count + 1,
-            sig.terms.plus(f.terms, keep),
-            sig.entities.plus(f.entities, keep),
-            sig.title.plus(f.title, keep // 2),
+        return replace(
+            sig,
+            first=first,
+            last=last,
+            count=sig.count + 1,
+            terms=sig.terms.plus(f.terms, keep),
+            entities=sig.entities.plus(f.entities, keep),
+            title=sig.title.plus(f.title, keep // 2),
         )
 
     def _combine(self, a: Signature, b: Signature) -> Signature:
         keep = self.settings.story_terms
         firsts = [d for d in (a.first, b.first) if d is not None]
         lasts = [d for d in (a.last, b.last) if d is not None]
+        # The older story's lead stays unless the other's is of a better kind.
+        lead = b if a.lead is None or b.lead_rank[0] > a.lead_rank[0] else a
         return Signature(
             a.story_id,
             min(firsts) if firsts else None,
@@ -281,6 +266,8 @@ class Clusterer:
             a.terms.plus(b.terms.as_dict(), keep),
             a.entities.plus(b.entities.as_dict(), keep),
             a.title.plus(b.title.as_dict(), keep // 2),
+            lead.lead,
+            lead.lead_rank,
         )
 
     def _save(self, sig: Signature) -> None:
@@ -288,11 +275,8 @@ class Clusterer:
         self._changed[sig.story_id] = None
 
 
-def explain(
-    a: Item, b: Item, settings: ClusterSettings, stats: CorpusStats | None = None
-) -> Explanation:
+def explain(a: Item, b: Item, settings: ClusterSettings) -> Explanation:
     """Score *b* against a story holding only *a*, component by component."""
-    del stats  # weights come from a static prior; accepted for API symmetry
     fa, fb = _features(a, settings), _features(b, settings)
     wa, wb = _when(a), _when(b)
     sig = Signature(
@@ -306,7 +290,7 @@ def explain(
     )
     *parts, score = _score(fb, sig, settings.weights)
     names = ("terms", "entities", "title")
-    in_window = _in_window(wb, sig, settings.window)
+    in_window = IndexEntry.of(sig, settings.index_keys).in_window(wb, settings.window)
     bar = _bar(settings, (wa is None) == (wb is None))
     notes = [] if in_window else [f"dates {wa} and {wb} are more than {settings.window} apart"]
     shared = sorted(set(fa.entities) & set(fb.entities))[:8]
@@ -322,31 +306,29 @@ def explain(
     )
 
 
+# A lead should be a report, not a brief: 400 characters is about two paragraphs.
 _FULL_REPORT_CHARS = 400
+# How much more central (cosine with the story's centroid) a newcomer must be to
+# take the lead: enough that the headline doesn't change with every arrival.
 _LEAD_MARGIN = 0.1
 
 
-def choose_lead(members: Sequence[Item], current: str | None) -> str:
-    """The member closest to the story's centroid among full reports; earliest on ties.
+def _elect(sig: Signature, item: Item, f: Features) -> Signature:
+    """*sig* after *item* joined, with the lead it elects.
 
-    The current lead stays unless another is clearly (``_LEAD_MARGIN``) more central,
-    so a story's headline does not flicker as reports trickle in.
+    A full report outranks a brief, and one with a link a reader can open
+    outranks one without; among equals the first stays unless a newcomer is
+    clearly (``_LEAD_MARGIN``) more central. Items join in publication order,
+    so the lead is the earliest full report unless a clearly better one
+    arrives, and a story's headline does not flicker as reports trickle in.
     """
-    if not members:
-        raise ValueError("a story needs members to choose a lead")
-    feats = {m.id: extract(m.title, m.text or m.summary, m.language).terms for m in members}
-    centre: dict[str, float] = {}
-    for vector in feats.values():
-        for key, weight in vector.items():
-            centre[key] = centre.get(key, 0.0) + weight
-    full = [m for m in members if len(m.text) >= _FULL_REPORT_CHARS] or list(members)
-
-    def rank(m: Item) -> tuple[float, float, str]:
-        when = _when(m) or m.seen
-        return (cosine(feats[m.id], centre.items()), -when.timestamp(), m.id)
-
-    best = max(full, key=rank)
-    kept = next((m for m in full if m.id == current), None)
-    if kept is not None and rank(best)[0] - rank(kept)[0] < _LEAD_MARGIN:
-        return kept.id
-    return best.id
+    kind = 2 * (len(item.text) >= _FULL_REPORT_CHARS) + (item.url is not None)
+    score = sig.terms.cosine(f.terms)
+    kept_kind, kept_score = sig.lead_rank
+    if (
+        sig.lead is None
+        or kind > kept_kind
+        or (kind == kept_kind and score - kept_score >= _LEAD_MARGIN)
+    ):
+        return replace(sig, lead=item.id, lead_rank=(kind, score))
+    return sig

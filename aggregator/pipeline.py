@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 import httpx
 
-from .cluster import Clusterer, Signature, choose_lead
+from .cluster import Clusterer, IndexEntry, Signature
 from .config import Config
 from .dedupe import unique
 from .errors import AggregatorError, FetchError
@@ -25,7 +25,6 @@ from .fetch import Validators, fetch, make_client
 from .local import folder_signature, read_folder
 from .model import (
     Entry,
-    Item,
     NotModified,
     RefreshReport,
     Source,
@@ -168,42 +167,46 @@ def cluster_new_items(config: Config, store: SQLiteStore) -> int:
     # Only stories within the window of this batch can take its items; an
     # undated item may join a story of any date, so then every story is a candidate.
     since = min(dated) - settings.window if dated and len(dated) == len(items) else None
-    clusterer = Clusterer(settings, (Signature.from_bytes(b) for b in store.signatures(since)))
+    clusterer = Clusterer(
+        settings,
+        entries=map(IndexEntry.from_text, store.index_entries(since)),
+        load=lambda story_id: Signature.from_bytes(store.signature(story_id)),
+    )
     assignments = clusterer.add_batch(items)
     # A later item may bridge two stories: follow each merge to the survivor.
-    survivor: dict[str, str] = {old: a.story_id for a in assignments for old in a.merged}
+    survivor = {old: a.story_id for a in assignments for old in a.merged}
 
     def resolve(story_id: str) -> str:
         while story_id in survivor:
             story_id = survivor[story_id]
         return story_id
 
-    signatures = {s.story_id: s for s in clusterer.changed() if s.story_id not in survivor}
-    members: dict[str, list[Item]] = {story_id: [] for story_id in signatures}
-    for story_id, stored in store.story_members([*signatures, *survivor]).items():
-        members[resolve(story_id)].extend(stored)
     placed = [(a.item_id, resolve(a.story_id)) for a in assignments]
+    changed = [s for s in clusterer.changed() if s.story_id not in survivor]
+    stored = store.story_rows([*(s.story_id for s in changed), *survivor])
+    # A story's date span covers its stored rows (its own and those of the
+    # stories merged into it) and its new members.
+    dates: dict[str, list[datetime]] = {s.story_id: [] for s in changed}
+    for row in stored.values():
+        dates[resolve(row.id)] += [row.first, row.last]
     by_id = {i.id: i for i in items}
     for item_id, story_id in placed:
-        members[story_id].append(by_id[item_id])
-    leads = store.leads(signatures)
-    store.save_clusters(
-        placed,
-        [_story_row(signatures[sid], group, leads.get(sid)) for sid, group in members.items()],
-        [(old, resolve(old)) for old in survivor],
-        {},
-    )
+        dates[story_id] += [by_id[item_id].date, by_id[item_id].last_modified]
+    rows = [_story_row(s, dates[s.story_id], settings.index_keys) for s in changed]
+    store.save_clusters(placed, rows, [(old, resolve(old)) for old in survivor])
     return len(placed)
 
 
-def _story_row(signature: Signature, members: Iterable[Item], lead: str | None) -> StoryRow:
-    unique_members = list({m.id: m for m in members}.values())
+def _story_row(signature: Signature, dates: list[datetime], index_keys: int) -> StoryRow:
+    if signature.lead is None:  # the clusterer elects a lead as each member joins
+        raise AssertionError(f"story {signature.story_id} has no lead")
     return StoryRow(
         id=signature.story_id,
-        lead_id=choose_lead(unique_members, lead),
-        first=min(m.date for m in unique_members),
-        last=max(m.last_modified for m in unique_members),
+        lead_id=signature.lead,
+        first=min(dates),
+        last=max(dates),
         signature=signature.to_bytes(),
+        entry=IndexEntry.of(signature, index_keys).to_text(),
     )
 
 

@@ -40,13 +40,17 @@ class SourceState:
 
 @dataclass(frozen=True, slots=True)
 class StoryRow:
-    """A story as the clusterer leaves it: membership is stored on the items."""
+    """A story as the clusterer leaves it: membership is stored on the items.
+
+    ``signature`` and ``entry`` are the clusterer's, opaque here.
+    """
 
     id: str
     lead_id: str
     first: datetime
     last: datetime
     signature: bytes
+    entry: str
 
 
 class Store(Protocol):
@@ -70,19 +74,22 @@ class Store(Protocol):
 
     def unclustered(self) -> list[Item]: ...
 
-    def signatures(self, since: datetime | None) -> list[bytes]: ...
+    def index_entries(self, since: datetime | None) -> list[str]:
+        """The clusterer's index entries of the stories last dated at or after *since*."""
+        ...
+
+    def signature(self, story_id: str) -> bytes: ...
+
+    def story_rows(self, story_ids: Iterable[str]) -> dict[str, StoryRow]: ...
 
     def save_clusters(
         self,
         members: Sequence[tuple[str, str]],
         stories: Sequence[StoryRow],
         merged: Sequence[tuple[str, str]],
-        meta: dict[str, bytes],
     ) -> None:
         """Point items at stories, write story rows, fold merged stories in."""
         ...
-
-    def meta(self, key: str) -> bytes | None: ...
 
     def stories(self, limit: int, since: datetime | None = None) -> list[Story]: ...
 
@@ -132,6 +139,11 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX items_fingerprint ON items (fingerprint);
     CREATE INDEX items_story ON items (story_id);
     CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+    """,
+    # 2: a story's index entry (id, date span, salient keys) beside its
+    # signature, so the clusterer's index loads without decoding signatures.
+    """
+    ALTER TABLE stories ADD COLUMN entry TEXT NOT NULL DEFAULT '';
     """,
 )
 
@@ -306,34 +318,40 @@ class SQLiteStore:
 
     # -- stories -------------------------------------------------------------
 
-    def signatures(self, since: datetime | None) -> list[bytes]:
-        if since is None:
-            rows = self._query("SELECT signature FROM stories")
-        else:
-            rows = self._query("SELECT signature FROM stories WHERE last >= ?", (_iso(since),))
-        return [bytes(row[0]) for row in rows]
+    def index_entries(self, since: datetime | None) -> list[str]:
+        where, params = ("WHERE last >= ?", (_iso(since),)) if since else ("", ())
+        return [row[0] for row in self._query(f"SELECT entry FROM stories {where}", params)]
+
+    def signature(self, story_id: str) -> bytes:
+        rows = self._query("SELECT signature FROM stories WHERE id = ?", (story_id,))
+        if not rows:
+            raise StorageError(str(self.path), f"no story {story_id}")
+        return bytes(rows[0][0])
 
     def save_clusters(
         self,
         members: Sequence[tuple[str, str]],
         stories: Sequence[StoryRow],
         merged: Sequence[tuple[str, str]],
-        meta: dict[str, bytes],
     ) -> None:
         """Write story rows and point items at them, in one transaction.
 
         *members* are (item id, story id); *merged* are (absorbed story id,
         surviving story id): the absorbed story's items move over and its row
-        goes. *meta* holds small named blobs, such as the clusterer's statistics.
+        goes.
         """
         with self._transaction() as db:
             # An upsert, not INSERT OR REPLACE: a replace deletes the row first,
             # and the foreign key would then cut every item loose from its story.
             db.executemany(
-                "INSERT INTO stories VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                "INSERT INTO stories (id, lead_id, first, last, signature, entry)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
                 " lead_id = excluded.lead_id, first = excluded.first, last = excluded.last,"
-                " signature = excluded.signature",
-                [(s.id, s.lead_id, _iso(s.first), _iso(s.last), s.signature) for s in stories],
+                " signature = excluded.signature, entry = excluded.entry",
+                [
+                    (s.id, s.lead_id, _iso(s.first), _iso(s.last), s.signature, s.entry)
+                    for s in stories
+                ],
             )
             db.executemany(
                 "UPDATE items SET story_id = ? WHERE id = ?", [(s, i) for i, s in members]
@@ -341,7 +359,6 @@ class SQLiteStore:
             for old, new in merged:
                 db.execute("UPDATE items SET story_id = ? WHERE story_id = ?", (new, old))
                 db.execute("DELETE FROM stories WHERE id = ?", (old,))
-            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
 
     def meta(self, key: str) -> bytes | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
@@ -351,15 +368,18 @@ class SQLiteStore:
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
-    def leads(self, story_ids: Iterable[str]) -> dict[str, str]:
-        """The stored lead item id of each of these stories that exists."""
-        out: dict[str, str] = {}
+    def story_rows(self, story_ids: Iterable[str]) -> dict[str, StoryRow]:
+        out: dict[str, StoryRow] = {}
         wanted = list(story_ids)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ", ".join("?" * len(chunk))
-            rows = self._query(f"SELECT id, lead_id FROM stories WHERE id IN ({marks})", chunk)
-            out.update((row[0], row[1]) for row in rows)
+            for row in self._query(f"SELECT * FROM stories WHERE id IN ({marks})", chunk):
+                first, last = _dt(row["first"]), _dt(row["last"])
+                assert first is not None and last is not None
+                out[row["id"]] = StoryRow(
+                    row["id"], row["lead_id"], first, last, bytes(row["signature"]), row["entry"]
+                )
         return out
 
     def story_members(self, story_ids: Iterable[str]) -> dict[str, list[Item]]:

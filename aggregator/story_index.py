@@ -11,17 +11,18 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import sys
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import repeat
 from operator import itemgetter, mul
 from typing import Any
 
 from .features import Vector, top
 
-__all__ = ["Signature", "SparseVector", "StoryIndex"]
+__all__ = ["IndexEntry", "Loader", "Signature", "SparseVector", "StoryIndex"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +41,9 @@ class SparseVector:
     def of(cls, vector: Mapping[str, float], keep: int) -> SparseVector:
         kept = top(vector, keep)
         packed = array("f", kept.values())
-        norm = math.sqrt(sum(w * w for w in packed))
-        return cls(tuple(kept), packed.tobytes(), norm)
+        norm = math.sqrt(sum(map(mul, packed, packed)))
+        # Interned: 100,000 stories share one copy of each word.
+        return cls(tuple(map(sys.intern, kept)), packed.tobytes(), norm)
 
     def values(self) -> array[float]:
         out = array("f")
@@ -69,14 +71,14 @@ class SparseVector:
         return float(sum(map(mul, self.values(), found))) / self.norm
 
     def to_json(self) -> list[Any]:
-        return [list(self.keys), list(self.values())]
+        # The float32 bytes as hex and the norm as a float: decoding is then a
+        # few C calls, no per-weight Python work (bench/cluster_scale.py).
+        return [list(self.keys), self.weights.hex(), self.norm]
 
     @classmethod
     def from_json(cls, data: list[Any]) -> SparseVector:
-        keys, weights = data
-        packed = array("f", weights)
-        norm = math.sqrt(sum(w * w for w in packed))
-        return cls(tuple(keys), packed.tobytes(), norm)
+        keys, weights, norm = data
+        return cls(tuple(map(sys.intern, keys)), bytes.fromhex(weights), float(norm))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +86,9 @@ class Signature:
     """What the clusterer keeps of one story.
 
     ``first``/``last`` span the members' own dates (None while every member
-    is undated); ``count`` members have been added.
+    is undated); ``count`` members have been added. ``lead`` is the member
+    whose headline and link lead, elected as members join (``cluster.py``),
+    with the rank it was elected on.
     """
 
     story_id: str
@@ -94,6 +98,8 @@ class Signature:
     terms: SparseVector = field(default_factory=SparseVector)
     entities: SparseVector = field(default_factory=SparseVector)
     title: SparseVector = field(default_factory=SparseVector)
+    lead: str | None = None
+    lead_rank: tuple[int, float] = (0, 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +110,8 @@ class Signature:
             "terms": self.terms.to_json(),
             "entities": self.entities.to_json(),
             "title": self.title.to_json(),
+            "lead": self.lead,
+            "lead_rank": list(self.lead_rank),
         }
 
     @classmethod
@@ -116,6 +124,8 @@ class Signature:
             terms=SparseVector.from_json(data["terms"]),
             entities=SparseVector.from_json(data["entities"]),
             title=SparseVector.from_json(data["title"]),
+            lead=data["lead"],
+            lead_rank=(int(data["lead_rank"][0]), float(data["lead_rank"][1])),
         )
 
     def to_bytes(self) -> bytes:
@@ -126,58 +136,121 @@ class Signature:
         """Raises: ValueError (or a subclass) on bytes not made by ``to_bytes``."""
         return cls.from_dict(json.loads(data))
 
-    def age_key(self) -> tuple[bool, datetime, str]:
-        """Older stories sort first: dated before undated, then by first date, then id."""
-        return (self.first is None, self.first or datetime.max, self.story_id)
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """What the index keeps of a story without decoding its signature: its id,
+    the span of its members' dates, and its salient keys. A few hundred bytes,
+    so a window of 100,000 stories loads in a fraction of a second; the full
+    signature is read only for the few stories an item is scored against.
+    """
+
+    story_id: str
+    first: datetime | None
+    last: datetime | None
+    keys: tuple[str, ...]
+
+    @classmethod
+    def of(cls, signature: Signature, index_keys: int) -> IndexEntry:
+        entities = signature.entities.keys[: index_keys // 2]
+        keys = (*signature.terms.keys[:index_keys], *(_ENTITY + k for k in entities))
+        return cls(signature.story_id, signature.first, signature.last, keys)
+
+    def to_text(self) -> str:
+        first = self.first.isoformat() if self.first else ""
+        last = self.last.isoformat() if self.last else ""
+        return _SEP.join((self.story_id, first, last, *self.keys))
+
+    @classmethod
+    def from_text(cls, text: str) -> IndexEntry:
+        """Raises: ValueError on text not made by ``to_text``."""
+        story_id, first, last, *keys = text.split(_SEP)
+        return cls(
+            story_id,
+            datetime.fromisoformat(first) if first else None,
+            datetime.fromisoformat(last) if last else None,
+            tuple(map(sys.intern, keys)),
+        )
+
+    def in_window(self, when: datetime | None, window: timedelta) -> bool:
+        if when is None or self.first is None or self.last is None:
+            return True
+        return self.first - window <= when <= self.last + window
+
+
+# Tokens never hold a tab or a '#' (features._TOKEN), so these cannot clash.
+_SEP = "\t"
+_ENTITY = "#"
+
+Loader = Callable[[str], Signature]
 
 
 class StoryIndex:
-    """Signatures by story id, and posting lists from salient keys to stories.
+    """Index entries by story id, posting lists from salient keys to stories,
+    and the signatures decoded so far.
 
     Posting lists only grow: a key a story no longer ranks high for stays
     listed (a harmless extra candidate) and merged-away stories are skipped on
     read. Only the newest ``scan`` postings of a key are read, so a word that
     half the archive shares costs the same at 100,000 stories as at 1,000.
+    Signatures of stored stories are decoded on first use through *load*.
     """
 
-    def __init__(self, index_keys: int, scan: int) -> None:
+    def __init__(self, index_keys: int, scan: int, load: Loader | None = None) -> None:
         self._index_keys = index_keys
         self._scan = scan
-        self.signatures: dict[str, Signature] = {}
+        self._load = load
+        self.entries: dict[str, IndexEntry] = {}
+        self._signatures: dict[str, Signature] = {}
         self._numbers: dict[str, int] = {}
         self._ids: list[str | None] = []
         self._postings: dict[str, list[int]] = {}
 
     def __len__(self) -> int:
-        return len(self.signatures)
+        return len(self.entries)
+
+    def __contains__(self, story_id: str) -> bool:
+        return story_id in self.entries
 
     def put(self, signature: Signature) -> None:
-        sid = signature.story_id
-        old = self.signatures.get(sid)
+        """Add or replace a story whose signature is at hand."""
+        self._signatures[signature.story_id] = signature
+        self.put_entry(IndexEntry.of(signature, self._index_keys))
+
+    def put_entry(self, entry: IndexEntry) -> None:
+        """Add or replace a story by its entry; its signature comes from *load*."""
+        sid = entry.story_id
+        old = self.entries.get(sid)
         number = self._numbers.get(sid)
         if number is None:
             number = self._numbers[sid] = len(self._ids)
             self._ids.append(sid)
-        self.signatures[sid] = signature
-        seen = set(self._salient(old)) if old is not None else set()
-        for key in self._salient(signature):
+        self.entries[sid] = entry
+        seen = set(old.keys) if old is not None else ()
+        postings = self._postings
+        for key in entry.keys:
             if key not in seen:
-                self._postings.setdefault(key, []).append(number)
+                postings.setdefault(key, []).append(number)
+
+    def signature(self, story_id: str) -> Signature:
+        found = self._signatures.get(story_id)
+        if found is None:
+            if self._load is None or story_id not in self.entries:
+                raise KeyError(story_id)
+            found = self._signatures[story_id] = self._load(story_id)
+        return found
 
     def remove(self, story_id: str) -> None:
-        del self.signatures[story_id]
+        del self.entries[story_id]
+        self._signatures.pop(story_id, None)
         number = self._numbers.pop(story_id)
         self._ids[number] = None
 
-    def _salient(self, signature: Signature) -> Iterable[str]:
-        yield from signature.terms.keys[: self._index_keys]
-        yield from ("\0" + k for k in signature.entities.keys[: self._index_keys // 2])
-
-    def candidates(self, terms: Vector, entities: Vector, limit: int) -> list[Signature]:
+    def candidates(self, terms: Vector, entities: Vector, limit: int) -> list[IndexEntry]:
         """Stories sharing the most weight of the item's salient keys, best first."""
         hits: dict[int, float] = {}
-        keys = [(k, w) for k, w in list(terms.items())[: self._index_keys]]
-        keys += [("\0" + k, w) for k, w in list(entities.items())[: self._index_keys // 2]]
+        keys = list(terms.items())[: self._index_keys]
+        keys += [(_ENTITY + k, w) for k, w in list(entities.items())[: self._index_keys // 2]]
         for key, weight in keys:
             postings = self._postings.get(key)
             if not postings:
@@ -186,11 +259,11 @@ class StoryIndex:
                 hits[number] = hits.get(number, 0.0) + weight
         # Dead (merged) stories are few; fetch some spares so they cannot crowd out.
         ranked = heapq.nlargest(limit + 8, hits.items(), key=itemgetter(1))
-        out: list[Signature] = []
+        out: list[IndexEntry] = []
         for number, _ in ranked:
             sid = self._ids[number]
             if sid is not None:
-                out.append(self.signatures[sid])
+                out.append(self.entries[sid])
                 if len(out) >= limit:
                     break
         return out

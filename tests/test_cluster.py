@@ -16,13 +16,12 @@ from aggregator.cluster import (
     Assignment,
     Clusterer,
     ClusterSettings,
-    CorpusStats,
     Signature,
-    choose_lead,
     explain,
     story_id,
 )
 from aggregator.model import Item
+from aggregator.story_index import IndexEntry
 
 SEEN = datetime(2024, 1, 1, tzinfo=UTC)
 DAY = datetime(2005, 11, 27, 9, tzinfo=UTC)
@@ -231,10 +230,28 @@ def test_signatures_round_trip_and_rebuilt_clusterer_decides_the_same():
     live.add_batch(items[:6])
     stored = [Signature.from_bytes(s.to_bytes()) for s in live.changed()]
     assert stored == live.changed()
-    stats = CorpusStats.from_dict(live.stats().to_dict())
-    rebuilt = Clusterer(SETTINGS, stored, stats)
+    rebuilt = Clusterer(SETTINGS, stored)
     assert rebuilt.add_batch(items[6:]) == live.add_batch(items[6:])
-    assert rebuilt.stats() == live.stats()
+
+
+def test_index_entries_with_lazy_signatures_decide_the_same():
+    items = stream()
+    live = Clusterer(SETTINGS)
+    live.add_batch(items[:6])
+    blobs = {s.story_id: s.to_bytes() for s in live.changed()}
+    entries = [
+        IndexEntry.from_text(IndexEntry.of(s, SETTINGS.index_keys).to_text())
+        for s in live.changed()
+    ]
+    loaded: list[str] = []
+
+    def load(story_id: str) -> Signature:
+        loaded.append(story_id)
+        return Signature.from_bytes(blobs[story_id])
+
+    rebuilt = Clusterer(SETTINGS, entries=entries, load=load)
+    assert rebuilt.add_batch(items[6:]) == live.add_batch(items[6:])
+    assert loaded and len(loaded) == len(set(loaded))  # decoded on demand, once each
 
 
 def test_bridging_item_merges_into_older_story():
@@ -279,14 +296,36 @@ def test_undated_item_needs_more_to_join_a_dated_story():
     assert x.threshold == pytest.approx(SETTINGS.threshold + SETTINGS.undated_margin)
 
 
-def test_choose_lead_prefers_central_full_report_and_is_sticky():
+def test_lead_is_the_earliest_full_report_and_is_sticky():
     items = [make_item(i.id, i.title, i.text * 3, i.published) for i in stream()[:3]]
-    lead = choose_lead(items, None)
-    assert lead in {i.id for i in items}
-    assert choose_lead(items, lead) == lead
-    assert choose_lead(list(reversed(items)), None) == lead
-    with pytest.raises(ValueError):
-        choose_lead([], None)
+    clusterer = Clusterer(SETTINGS)
+    (sid,) = {a.story_id for a in clusterer.add_batch(items)}
+    first = min(items, key=lambda i: (i.published, i.id))
+    assert clusterer.signature(sid).lead == first.id
+    # A newcomer no more central than the lead does not take over.
+    late = replace(first, id="late", published=first.published + timedelta(hours=1))
+    clusterer.add(late)
+    assert clusterer.signature(sid).lead == first.id
+
+
+def test_lead_prefers_a_full_report_with_a_link():
+    brief, full, linked = (make_item(i.id, i.title, i.text, i.published) for i in stream()[:3])
+    brief = replace(brief, text=brief.text[:200])
+    full = replace(full, text=full.text * 3, published=brief.published + timedelta(hours=1))
+    linked = replace(
+        linked,
+        text=linked.text * 3,
+        url="https://example.com/r",
+        published=full.published + timedelta(hours=1),
+    )
+    clusterer = Clusterer(SETTINGS)
+    leads, stories = [], set()
+    for item in (brief, full, linked):
+        assignment = clusterer.add(item)
+        stories.add(assignment.story_id)
+        leads.append(clusterer.signature(assignment.story_id).lead)
+    assert len(stories) == 1
+    assert leads == [brief.id, full.id, linked.id]
 
 
 def test_settings_reject_bad_weights():

@@ -139,21 +139,20 @@ def test_clusters_stories_and_merges(store):
     )
     store.update_source("feed-a", [a, b, c], SourceState())
     rows = [
-        StoryRow("story-1", a.id, NOW, NOW + timedelta(hours=1), b"sig1"),
-        StoryRow("story-2", c.id, NOW, NOW, b"sig2"),
+        StoryRow("story-1", a.id, NOW, NOW + timedelta(hours=1), b"sig1", "entry1"),
+        StoryRow("story-2", c.id, NOW, NOW, b"sig2", "entry2"),
     ]
-    store.save_clusters(
-        [(a.id, "story-1"), (b.id, "story-1"), (c.id, "story-2")], rows, [], {"k": b"v"}
-    )
+    store.save_clusters([(a.id, "story-1"), (b.id, "story-1"), (c.id, "story-2")], rows, [])
     assert store.unclustered() == []
     stories = store.stories(10)
     assert [s.id for s in stories] == ["story-1", "story-2"]
     assert [m.id for m in stories[0].members] == [a.id, b.id]
-    assert store.meta("k") == b"v"
-    assert sorted(store.signatures(None)) == [b"sig1", b"sig2"]
-    assert store.signatures(NOW + timedelta(minutes=30)) == [b"sig1"]
+    assert sorted(store.index_entries(None)) == ["entry1", "entry2"]
+    assert store.index_entries(NOW + timedelta(minutes=30)) == ["entry1"]
+    assert store.signature("story-2") == b"sig2"
+    assert store.story_rows(["story-1", "nothing"]) == {"story-1": rows[0]}
     # story-2 is folded into story-1: its items move, its row goes.
-    store.save_clusters([], [replace(rows[0], signature=b"sig3")], [("story-2", "story-1")], {})
+    store.save_clusters([], [replace(rows[0], signature=b"sig3")], [("story-2", "story-1")])
     (merged,) = store.stories(10)
     assert {m.id for m in merged.members} == {a.id, b.id, c.id}
     assert store.stories(1, since=NOW + timedelta(days=1)) == []
