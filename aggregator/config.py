@@ -191,7 +191,7 @@ def _read_cluster(t: _Table) -> ClusterSettings:
     default = ClusterSettings()
     window_hours = t.positive("window_hours", float, default.window.total_seconds() / 3600)
     bars = {}
-    for key in ("threshold", "undated_margin", "merge_margin", "entity_floor"):
+    for key in ("threshold", "undated_margin", "merge_margin", "entity_floor", "term_floor"):
         value = t.get(key, float, getattr(default, key))
         t.check(key, value, lambda v: 0 <= v < 1, "must be between 0 and 1")
         bars[key] = value

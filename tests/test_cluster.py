@@ -126,8 +126,23 @@ MUST_MERGE = [
     (REHAB_LOHAN, REHAB_LOHAN_2),
 ]
 # (a, b): the same kind of event, a different event: the hard negatives.
+# Unrelated stories that share one rare number and nothing else.
+TICKET_48215 = (
+    "Retired teacher claims regional lottery prize",
+    "A retired teacher from Dunmore claimed the regional lottery prize on Tuesday "
+    "with ticket 48215, the lottery commission said. She bought the ticket at a "
+    "petrol station on Main Street and plans to spend it on her grandchildren.",
+)
+FLIGHT_48215 = (
+    "Cargo plane diverts after engine warning",
+    "A cargo plane operating as flight 48215 diverted to Shannon after its crew "
+    "reported an engine warning over the Atlantic, the airline said. The aircraft "
+    "landed safely and engineers were inspecting it on the ground.",
+)
+
 MUST_NOT_MERGE = [
     (QUAKE_QESHM, QUAKE_BAM),
+    (TICKET_48215, FLIGHT_48215),
     (FIRE_WELLINGTON, FIRE_BANSTEAD),
     (REHAB_LOHAN, REHAB_REID),
     (QUAKE_QESHM, FIRE_WELLINGTON),
@@ -159,6 +174,29 @@ def test_must_not_merge(a, b):
 @pytest.mark.xfail(strict=True, reason="known limit: same-day launches by one maker share too much")
 def test_same_day_launches_by_one_maker_stay_apart():
     x, y = pair(LAUNCH_Q10, LAUNCH_CURVE)
+    assert not explain(x, y, SETTINGS).verdict
+
+
+MAYOR_LIBRARY = (
+    "Mayor Ellen Vasquez opens Dunmore's new riverside library",
+    "Mayor Ellen Vasquez cut the ribbon on Dunmore's riverside library on Saturday. "
+    "Vasquez said the building, with 40,000 books and a children's wing, had been "
+    "promised for a decade. Dunmore residents queued before the doors opened.",
+)
+MAYOR_FINE = (
+    "Ellen Vasquez fined over unpaid Dunmore parking tickets",
+    "Dunmore mayor Ellen Vasquez paid a fine for unpaid parking tickets, court records "
+    "show. Vasquez told reporters she had overlooked the notices and apologised. The "
+    "Dunmore council said the matter was closed.",
+)
+
+
+@pytest.mark.xfail(strict=True, reason="known limit: one person's two events in one week merge")
+def test_same_person_different_events_stay_apart():
+    # The names and the place carry the score (words 0.51, names 0.87): nothing
+    # in bag-of-words features says "library opening" and "parking fine" are
+    # different events. Telling them apart needs event-type features.
+    x, y = pair(MAYOR_LIBRARY, MAYOR_FINE)
     assert not explain(x, y, SETTINGS).verdict
 
 
