@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from .cluster import ClusterSettings
 from .errors import ConfigError
-from .model import Source
+from .model import Source, TopicRule
 
 __all__ = [
     "DEFAULT_INTERVAL",
@@ -29,6 +29,7 @@ __all__ = [
     "Config",
     "FetchSettings",
     "OutputSettings",
+    "ServerSettings",
     "load_config",
 ]
 
@@ -37,6 +38,9 @@ DEFAULT_LIMIT = 200
 DEFAULT_TIMEOUT = 20.0
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_TITLE = "Top stories"
+DEFAULT_MAX_TAGS = 8
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
 
 T = TypeVar("T")
 
@@ -49,6 +53,15 @@ class OutputSettings:
     max_age: timedelta | None = None
     feed_id: str | None = None
     base_url: str | None = None
+    max_tags: int = DEFAULT_MAX_TAGS
+    include_topics: tuple[str, ...] = ()
+    exclude_topics: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +78,8 @@ class Config:
     sources: tuple[Source, ...]
     fetch: FetchSettings = field(default_factory=FetchSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    topics: tuple[TopicRule, ...] = ()
 
     @property
     def database(self) -> Path:
@@ -142,9 +157,11 @@ def load_config(path: Path) -> Config:
     output = _read_output(_Table(name, "output.", _subtable(top, "output")), base, state_dir)
     fetch = _read_fetch(_Table(name, "fetch.", _subtable(top, "fetch")))
     cluster = _read_cluster(_Table(name, "cluster.", _subtable(top, "cluster")))
+    server = _read_server(_Table(name, "server.", _subtable(top, "server")))
     sources = _read_sources(top, name, base)
+    topics = _read_topics(top, name)
     top.finish()
-    return Config(path.resolve(), state_dir, output, sources, fetch, cluster)
+    return Config(path.resolve(), state_dir, output, sources, fetch, cluster, server, topics)
 
 
 def _subtable(top: _Table, key: str) -> Mapping[str, Any]:
@@ -167,6 +184,9 @@ def _read_output(t: _Table, base: Path, state_dir: Path) -> OutputSettings:
     t.check("id", feed_id, lambda v: bool(urlsplit(v).scheme), "must be an absolute IRI")
     base_url = t.optional("base_url", str)
     t.check("base_url", base_url, _is_http_url, "must be an http(s) URL")
+    max_tags = t.positive("max_tags", int, DEFAULT_MAX_TAGS)
+    include = _strings(t, "include_topics")
+    exclude = _strings(t, "exclude_topics")
     t.finish()
     return OutputSettings(
         path=_resolve(base, path) if path else state_dir / "feed.atom",
@@ -175,7 +195,40 @@ def _read_output(t: _Table, base: Path, state_dir: Path) -> OutputSettings:
         max_age=timedelta(days=max_age_days) if max_age_days else None,
         feed_id=feed_id,
         base_url=base_url.rstrip("/") if base_url else None,
+        max_tags=max_tags,
+        include_topics=include,
+        exclude_topics=exclude,
     )
+
+
+def _strings(t: _Table, key: str) -> tuple[str, ...]:
+    values = t.get(key, list, [])
+    if not all(isinstance(v, str) and v.strip() for v in values):
+        raise t.error(key, "must be a list of non-empty strings")
+    return tuple(v.strip() for v in values)
+
+
+def _read_server(t: _Table) -> ServerSettings:
+    host = t.get("host", str, DEFAULT_HOST)
+    t.check("host", host, lambda v: bool(v.strip()), "must not be empty")
+    port = t.get("port", int, DEFAULT_PORT)
+    t.check("port", port, lambda v: 0 <= v <= 65535, "must be between 0 and 65535")
+    t.finish()
+    return ServerSettings(host=host, port=port)
+
+
+def _read_topics(top: _Table, name: str) -> tuple[TopicRule, ...]:
+    rules = []
+    for n, entry in enumerate(top.get("topics", list, [])):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{name}: topics[{n}]", "must be a table ([[topics]])")
+        t = _Table(name, f"topics[{n}].", entry)
+        topic = t.get("name", str, "")
+        t.check("name", topic, lambda v: bool(v.strip()), "is required")
+        aliases = _strings(t, "aliases")
+        t.finish()
+        rules.append(TopicRule(topic.strip(), aliases))
+    return tuple(rules)
 
 
 def _read_fetch(t: _Table) -> FetchSettings:

@@ -25,6 +25,7 @@ __all__ = [
     "SourceResult",
     "Story",
     "Topic",
+    "TopicRule",
     "Updated",
     "check_utc",
 ]
@@ -142,6 +143,14 @@ class Topic:
 
     term: str
     label: str
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRule:
+    """A topic of the user's taxonomy: its name, and the words that mean it."""
+
+    name: str
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ deprecated). Time is always a parameter.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,8 +18,9 @@ from typing import Any, Protocol
 
 from .dedupe import Decision, Known, decide
 from .errors import StorageError
-from .model import Item, Story, check_utc
+from .model import Item, Story, Topic
 from .normalize import canonical_url
+from .schema import ITEM_COLUMNS, MIGRATIONS, from_iso, item_from_row, item_row, to_iso
 
 __all__ = ["SQLiteStore", "SourceState", "Store", "StoryRow", "open_store"]
 
@@ -91,66 +91,18 @@ class Store(Protocol):
         """Point items at stories, write story rows, fold merged stories in."""
         ...
 
-    def stories(self, limit: int, since: datetime | None = None) -> list[Story]: ...
+    def stories(
+        self,
+        limit: int,
+        since: datetime | None = None,
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+    ) -> list[Story]: ...
+
+    def set_topics(self, topics: dict[str, tuple[Topic, ...]]) -> None: ...
 
     def close(self) -> None: ...
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    check_utc("datetime", value)
-    return value.isoformat()
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-_MIGRATIONS: tuple[str, ...] = (
-    # 1: the first schema.
-    """
-    CREATE TABLE sources (
-        key TEXT PRIMARY KEY,
-        etag TEXT, last_modified TEXT,
-        status TEXT, message TEXT,
-        last_attempt TEXT, last_success TEXT
-    );
-    CREATE TABLE stories (
-        id TEXT PRIMARY KEY,
-        lead_id TEXT NOT NULL,
-        first TEXT NOT NULL,
-        last TEXT NOT NULL,
-        signature BLOB NOT NULL
-    );
-    CREATE INDEX stories_last ON stories (last);
-    CREATE TABLE items (
-        id TEXT PRIMARY KEY,
-        source TEXT NOT NULL,
-        guid TEXT, url TEXT, fingerprint TEXT NOT NULL,
-        title TEXT NOT NULL, summary TEXT NOT NULL, text TEXT NOT NULL,
-        content_html TEXT NOT NULL,
-        published TEXT, updated TEXT, seen TEXT NOT NULL,
-        author TEXT, outlet TEXT NOT NULL, tags TEXT NOT NULL, language TEXT,
-        story_id TEXT REFERENCES stories (id) ON DELETE SET NULL
-    );
-    CREATE INDEX items_guid ON items (source, guid);
-    CREATE INDEX items_url ON items (url);
-    CREATE INDEX items_fingerprint ON items (fingerprint);
-    CREATE INDEX items_story ON items (story_id);
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-    """,
-    # 2: a story's index entry (id, date span, salient keys) beside its
-    # signature, so the clusterer's index loads without decoding signatures.
-    """
-    ALTER TABLE stories ADD COLUMN entry TEXT NOT NULL DEFAULT '';
-    """,
-)
-
-_ITEM_COLUMNS = (
-    "id, source, guid, url, fingerprint, title, summary, text, content_html,"
-    " published, updated, seen, author, outlet, tags, language"
-)
 
 
 class SQLiteStore:
@@ -172,11 +124,11 @@ class SQLiteStore:
 
     def _migrate(self) -> None:
         version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(_MIGRATIONS):
+        if version > len(MIGRATIONS):
             raise StorageError(
                 str(self.path), f"schema version {version} is newer than this program"
             )
-        for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             with self._transaction():
                 for statement in filter(str.strip, script.split(";")):
                     self._db.execute(statement)
@@ -214,8 +166,8 @@ class SQLiteStore:
             last_modified=row["last_modified"],
             status=row["status"],
             message=row["message"],
-            last_attempt=_dt(row["last_attempt"]),
-            last_success=_dt(row["last_success"]),
+            last_attempt=from_iso(row["last_attempt"]),
+            last_success=from_iso(row["last_success"]),
             items=count,
         )
 
@@ -232,8 +184,8 @@ class SQLiteStore:
                 state.last_modified,
                 state.status,
                 state.message,
-                _iso(state.last_attempt),
-                _iso(state.last_success),
+                to_iso(state.last_attempt),
+                to_iso(state.last_success),
             ),
         )
 
@@ -275,22 +227,22 @@ class SQLiteStore:
         return None
 
     def _insert(self, db: sqlite3.Connection, item: Item) -> None:
-        values = _item_values(item)
+        values = item_row(item)
         marks = ", ".join("?" * len(values))
-        db.execute(f"INSERT INTO items ({_ITEM_COLUMNS}) VALUES ({marks})", values)
+        db.execute(f"INSERT INTO items ({ITEM_COLUMNS}) VALUES ({marks})", values)
 
     def _update(self, db: sqlite3.Connection, item_id: str, item: Item) -> None:
         # The id, the first-seen time and the story membership stay as they were.
-        names = [c.strip() for c in _ITEM_COLUMNS.split(",")]
-        values = _item_values(item)
+        names = [c.strip() for c in ITEM_COLUMNS.split(",")]
+        values = item_row(item)
         keep = {"id", "seen"}
         sets = ", ".join(f"{n} = ?" for n in names if n not in keep)
         params = [v for n, v in zip(names, values, strict=True) if n not in keep]
         db.execute(f"UPDATE items SET {sets} WHERE id = ?", (*params, item_id))
 
     def unclustered(self) -> list[Item]:
-        rows = self._query(f"SELECT {_ITEM_COLUMNS} FROM items WHERE story_id IS NULL")
-        return [_item(row) for row in rows]
+        rows = self._query(f"SELECT {ITEM_COLUMNS} FROM items WHERE story_id IS NULL")
+        return [item_from_row(row) for row in rows]
 
     def items(self, ids: Iterable[str]) -> list[Item]:
         wanted = list(ids)
@@ -298,28 +250,28 @@ class SQLiteStore:
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ", ".join("?" * len(chunk))
-            rows = self._query(f"SELECT {_ITEM_COLUMNS} FROM items WHERE id IN ({marks})", chunk)
-            found.extend(_item(row) for row in rows)
+            rows = self._query(f"SELECT {ITEM_COLUMNS} FROM items WHERE id IN ({marks})", chunk)
+            found.extend(item_from_row(row) for row in rows)
         return found
 
     def find_item(self, key: str) -> Item | None:
         """The item with this id, a unique id prefix, or this (canonical) URL."""
-        rows = self._query(f"SELECT {_ITEM_COLUMNS} FROM items WHERE id = ?", (key,))
+        rows = self._query(f"SELECT {ITEM_COLUMNS} FROM items WHERE id = ?", (key,))
         if not rows and len(key) >= 4 and key.isalnum():
             rows = self._query(
-                f"SELECT {_ITEM_COLUMNS} FROM items WHERE id LIKE ? LIMIT 2", (key + "%",)
+                f"SELECT {ITEM_COLUMNS} FROM items WHERE id LIKE ? LIMIT 2", (key + "%",)
             )
         if not rows:
             rows = self._query(
-                f"SELECT {_ITEM_COLUMNS} FROM items WHERE url IN (?, ?) LIMIT 2",
+                f"SELECT {ITEM_COLUMNS} FROM items WHERE url IN (?, ?) LIMIT 2",
                 (key, canonical_url(key)),
             )
-        return _item(rows[0]) if len(rows) == 1 else None
+        return item_from_row(rows[0]) if len(rows) == 1 else None
 
     # -- stories -------------------------------------------------------------
 
     def index_entries(self, since: datetime | None) -> list[str]:
-        where, params = ("WHERE last >= ?", (_iso(since),)) if since else ("", ())
+        where, params = ("WHERE last >= ?", (to_iso(since),)) if since else ("", ())
         return [row[0] for row in self._query(f"SELECT entry FROM stories {where}", params)]
 
     def signature(self, story_id: str) -> bytes:
@@ -349,7 +301,7 @@ class SQLiteStore:
                 " lead_id = excluded.lead_id, first = excluded.first, last = excluded.last,"
                 " signature = excluded.signature, entry = excluded.entry",
                 [
-                    (s.id, s.lead_id, _iso(s.first), _iso(s.last), s.signature, s.entry)
+                    (s.id, s.lead_id, to_iso(s.first), to_iso(s.last), s.signature, s.entry)
                     for s in stories
                 ],
             )
@@ -375,7 +327,7 @@ class SQLiteStore:
             chunk = wanted[start : start + 500]
             marks = ", ".join("?" * len(chunk))
             for row in self._query(f"SELECT * FROM stories WHERE id IN ({marks})", chunk):
-                first, last = _dt(row["first"]), _dt(row["last"])
+                first, last = from_iso(row["first"]), from_iso(row["last"])
                 assert first is not None and last is not None
                 out[row["id"]] = StoryRow(
                     row["id"], row["lead_id"], first, last, bytes(row["signature"]), row["entry"]
@@ -389,26 +341,83 @@ class SQLiteStore:
             chunk = wanted[start : start + 500]
             marks = ", ".join("?" * len(chunk))
             rows = self._query(
-                f"SELECT story_id, {_ITEM_COLUMNS} FROM items WHERE story_id IN ({marks})", chunk
+                f"SELECT story_id, {ITEM_COLUMNS} FROM items WHERE story_id IN ({marks})", chunk
             )
             for row in rows:
-                out.setdefault(row["story_id"], []).append(_item(row))
+                out.setdefault(row["story_id"], []).append(item_from_row(row))
         return out
 
-    def stories(self, limit: int, since: datetime | None = None) -> list[Story]:
-        """The *limit* most recently updated stories, members in publication order."""
-        where, params = ("WHERE last >= ?", [_iso(since)]) if since else ("", [])
+    def stories(
+        self,
+        limit: int,
+        since: datetime | None = None,
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+    ) -> list[Story]:
+        """The *limit* most recently updated stories, members in publication order,
+        with their topics; only those tagged with a term of *include* (if any) and
+        none of *exclude*."""
+        where, params = ["1"], []
+        if since:
+            where.append("last >= ?")
+            params.append(to_iso(since))
+        tagged = "EXISTS (SELECT 1 FROM story_topics t WHERE t.story_id = id AND t.term IN ({}))"
+        if include:
+            where.append(tagged.format(", ".join("?" * len(include))))
+            params.extend(include)
+        if exclude:
+            where.append("NOT " + tagged.format(", ".join("?" * len(exclude))))
+            params.extend(exclude)
         rows = self._query(
-            f"SELECT id, lead_id FROM stories {where} ORDER BY last DESC, id LIMIT ?",
+            f"SELECT id, lead_id FROM stories WHERE {' AND '.join(where)}"
+            " ORDER BY last DESC, id LIMIT ?",
             [*params, limit],
         )
-        members = self.story_members(row["id"] for row in rows)
+        ids = [row["id"] for row in rows]
+        members, topics = self.story_members(ids), self.topics(ids)
         out = []
         for row in rows:
             items = sorted(members.get(row["id"], []), key=lambda m: (m.date, m.id))
             if items and any(m.id == row["lead_id"] for m in items):
-                out.append(Story(row["id"], row["lead_id"], tuple(items)))
+                out.append(
+                    Story(row["id"], row["lead_id"], tuple(items), topics.get(row["id"], ()))
+                )
         return out
+
+    def topics(self, story_ids: Iterable[str]) -> dict[str, tuple[Topic, ...]]:
+        """Each story's topics, in rank order."""
+        out: dict[str, list[Topic]] = {}
+        wanted = list(story_ids)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._query(
+                f"SELECT story_id, term, label FROM story_topics WHERE story_id IN ({marks})"
+                " ORDER BY story_id, rank",
+                chunk,
+            )
+            for row in rows:
+                out.setdefault(row[0], []).append(Topic(row[1], row[2]))
+        return {key: tuple(value) for key, value in out.items()}
+
+    def set_topics(self, topics: dict[str, tuple[Topic, ...]]) -> None:
+        """Replace the topics of these stories, in one transaction."""
+        with self._transaction() as db:
+            for story_id, tags in topics.items():
+                db.execute("DELETE FROM story_topics WHERE story_id = ?", (story_id,))
+                db.executemany(
+                    "INSERT OR IGNORE INTO story_topics VALUES (?, ?, ?, ?)",
+                    [(story_id, rank, t.term, t.label) for rank, t in enumerate(tags)],
+                )
+
+    def topic_counts(self) -> list[tuple[Topic, int]]:
+        """Every topic with its number of stories, most stories first."""
+        rows = self._query(
+            "SELECT term, min(label), count(*) FROM story_topics GROUP BY term"
+            " ORDER BY count(*) DESC, term"
+        )
+        return [(Topic(row[0], row[1]), row[2]) for row in rows]
 
     def close(self) -> None:
         try:
@@ -424,47 +433,3 @@ def open_store(path: Path) -> SQLiteStore:
         StorageError: the file cannot be opened or is not our database.
     """
     return SQLiteStore(path)
-
-
-def _item_values(item: Item) -> tuple[Any, ...]:
-    return (
-        item.id,
-        item.source,
-        item.guid,
-        item.url,
-        item.fingerprint,
-        item.title,
-        item.summary,
-        item.text,
-        item.content_html,
-        _iso(item.published),
-        _iso(item.updated),
-        _iso(item.seen),
-        item.author,
-        item.outlet,
-        json.dumps(list(item.tags), ensure_ascii=False),
-        item.language,
-    )
-
-
-def _item(row: sqlite3.Row) -> Item:
-    seen = _dt(row["seen"])
-    assert seen is not None
-    return Item(
-        id=row["id"],
-        source=row["source"],
-        title=row["title"],
-        url=row["url"],
-        guid=row["guid"],
-        summary=row["summary"],
-        text=row["text"],
-        content_html=row["content_html"],
-        published=_dt(row["published"]),
-        updated=_dt(row["updated"]),
-        seen=seen,
-        author=row["author"],
-        outlet=row["outlet"],
-        tags=tuple(json.loads(row["tags"])),
-        language=row["language"],
-        fingerprint=row["fingerprint"],
-    )

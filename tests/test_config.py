@@ -79,6 +79,23 @@ def test_optional_keys(tmp_path):
     assert config.sources[0].interval == timedelta(minutes=5)
 
 
+def test_server_topics_and_topic_filters(tmp_path):
+    config = load_config(
+        write(
+            tmp_path,
+            '[server]\nhost = "0.0.0.0"\nport = 9000\n'
+            '[output]\nmax_tags = 5\ninclude_topics = ["Ukraine war"]\nexclude_topics = ["Sport"]\n'
+            '[[topics]]\nname = "Ukraine war"\naliases = ["Ukraine", "Kyiv"]\n',
+        )
+    )
+    assert (config.server.host, config.server.port) == ("0.0.0.0", 9000)
+    assert config.output.max_tags == 5
+    assert config.output.include_topics == ("Ukraine war",)
+    assert config.output.exclude_topics == ("Sport",)
+    (rule,) = config.topics
+    assert (rule.name, rule.aliases) == ("Ukraine war", ("Ukraine", "Kyiv"))
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -118,6 +135,13 @@ def test_optional_keys(tmp_path):
         ),
         ("sources = 'x'\n", "config.toml: sources: must be"),
         ("[output]\nid = 'no-scheme'\n", "config.toml: output.id: must be an absolute IRI"),
+        ("[server]\nport = 70000\n", "config.toml: server.port: must be between 0 and 65535"),
+        ("[output]\nexclude_topics = [1]\n", "config.toml: output.exclude_topics: must be a list"),
+        ("[[topics]]\naliases = ['x']\n", "config.toml: topics[0].name: is required"),
+        (
+            "[[topics]]\nname = 'x'\nkeywords = ['y']\n",
+            "config.toml: topics[0].keywords: unknown key",
+        ),
     ],
 )
 def test_mistakes_are_one_clear_line(tmp_path, text, message):

@@ -1,0 +1,130 @@
+"""The SQLite schema of the state, its migrations, and item rows.
+
+Migrations are keyed on ``PRAGMA user_version``: the database at version N
+runs ``MIGRATIONS[N:]`` in order, each in its own transaction (``store.py``).
+Datetimes are written as ISO-8601 UTC strings by explicit functions, never by
+sqlite3's deprecated default adapters.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from .model import Item, check_utc
+
+__all__ = ["ITEM_COLUMNS", "MIGRATIONS", "from_iso", "item_from_row", "item_row", "to_iso"]
+
+
+def to_iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    check_utc("datetime", value)
+    return value.isoformat()
+
+
+def from_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema.
+    """
+    CREATE TABLE sources (
+        key TEXT PRIMARY KEY,
+        etag TEXT, last_modified TEXT,
+        status TEXT, message TEXT,
+        last_attempt TEXT, last_success TEXT
+    );
+    CREATE TABLE stories (
+        id TEXT PRIMARY KEY,
+        lead_id TEXT NOT NULL,
+        first TEXT NOT NULL,
+        last TEXT NOT NULL,
+        signature BLOB NOT NULL
+    );
+    CREATE INDEX stories_last ON stories (last);
+    CREATE TABLE items (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        guid TEXT, url TEXT, fingerprint TEXT NOT NULL,
+        title TEXT NOT NULL, summary TEXT NOT NULL, text TEXT NOT NULL,
+        content_html TEXT NOT NULL,
+        published TEXT, updated TEXT, seen TEXT NOT NULL,
+        author TEXT, outlet TEXT NOT NULL, tags TEXT NOT NULL, language TEXT,
+        story_id TEXT REFERENCES stories (id) ON DELETE SET NULL
+    );
+    CREATE INDEX items_guid ON items (source, guid);
+    CREATE INDEX items_url ON items (url);
+    CREATE INDEX items_fingerprint ON items (fingerprint);
+    CREATE INDEX items_story ON items (story_id);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+    """,
+    # 2: a story's index entry (id, date span, salient keys) beside its
+    # signature, so the clusterer's index loads without decoding signatures.
+    """
+    ALTER TABLE stories ADD COLUMN entry TEXT NOT NULL DEFAULT '';
+    """,
+    # 3: topic tags, ranked, per story.
+    """
+    CREATE TABLE story_topics (
+        story_id TEXT NOT NULL REFERENCES stories (id) ON DELETE CASCADE,
+        rank INTEGER NOT NULL,
+        term TEXT NOT NULL,
+        label TEXT NOT NULL,
+        PRIMARY KEY (story_id, term)
+    );
+    CREATE INDEX story_topics_term ON story_topics (term);
+    """,
+)
+
+ITEM_COLUMNS = (
+    "id, source, guid, url, fingerprint, title, summary, text, content_html,"
+    " published, updated, seen, author, outlet, tags, language"
+)
+
+
+def item_row(item: Item) -> tuple[Any, ...]:
+    return (
+        item.id,
+        item.source,
+        item.guid,
+        item.url,
+        item.fingerprint,
+        item.title,
+        item.summary,
+        item.text,
+        item.content_html,
+        to_iso(item.published),
+        to_iso(item.updated),
+        to_iso(item.seen),
+        item.author,
+        item.outlet,
+        json.dumps(list(item.tags), ensure_ascii=False),
+        item.language,
+    )
+
+
+def item_from_row(row: sqlite3.Row) -> Item:
+    seen = from_iso(row["seen"])
+    assert seen is not None
+    return Item(
+        id=row["id"],
+        source=row["source"],
+        title=row["title"],
+        url=row["url"],
+        guid=row["guid"],
+        summary=row["summary"],
+        text=row["text"],
+        content_html=row["content_html"],
+        published=from_iso(row["published"]),
+        updated=from_iso(row["updated"]),
+        seen=seen,
+        author=row["author"],
+        outlet=row["outlet"],
+        tags=tuple(json.loads(row["tags"])),
+        language=row["language"],
+        fingerprint=row["fingerprint"],
+    )
