@@ -221,16 +221,17 @@ class StoryIndex:
         """Add or replace a story by its entry; its signature comes from *load*."""
         sid = entry.story_id
         old = self.entries.get(sid)
-        number = self._numbers.get(sid)
-        if number is None:
+        self.entries[sid] = entry
+        postings = self._postings
+        if old is None:  # the common case, and the whole of loading: keep it lean
             number = self._numbers[sid] = len(self._ids)
             self._ids.append(sid)
-        self.entries[sid] = entry
-        seen = set(old.keys) if old is not None else ()
-        postings = self._postings
-        for key in entry.keys:
-            if key not in seen:
+            for key in entry.keys:
                 postings.setdefault(key, []).append(number)
+            return
+        number = self._numbers[sid]
+        for key in set(entry.keys).difference(old.keys):
+            postings.setdefault(key, []).append(number)
 
     def signature(self, story_id: str) -> Signature:
         found = self._signatures.get(story_id)
