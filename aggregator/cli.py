@@ -16,7 +16,7 @@ from . import __version__
 from .cluster import explain
 from .config import Config, load_config
 from .errors import AggregatorError
-from .model import Item, NotModified, RefreshReport, Source, Updated
+from .model import Item, NotModified, RefreshReport, Skipped, Source, Updated
 from .pipeline import refresh
 from .store import SQLiteStore, open_store
 
@@ -25,8 +25,10 @@ __all__ = [
     "build_parser",
     "cmd_explain",
     "cmd_refresh",
+    "cmd_run",
     "cmd_sources",
     "cmd_stories",
+    "cmd_topics",
     "main",
 ]
 
@@ -56,7 +58,7 @@ def _progress(done: int, total: int, source: Source) -> None:
 
 
 def _print_report(report: RefreshReport) -> None:
-    counts = {"ok": 0, "not modified": 0, "error": 0}
+    counts = {"ok": 0, "not modified": 0, "skipped": 0, "error": 0}
     for result in report.results:
         value = result.value
         if isinstance(value, Updated):
@@ -65,12 +67,15 @@ def _print_report(report: RefreshReport) -> None:
                 detail += f" ({len(value.warnings)} warning(s): {value.warnings[0]})"
         elif isinstance(value, NotModified):
             status, detail = "not modified", ""
+        elif isinstance(value, Skipped):
+            status, detail = "skipped", value.reason
         else:
             status, detail = "error", value.message
         counts[status] += 1
         print(f"{status:<13} {result.source.label}  {detail}".rstrip())
     print(
-        f"{counts['ok']} ok, {counts['not modified']} not modified, {counts['error']} failed; "
+        f"{counts['ok']} ok, {counts['not modified']} not modified, {counts['skipped']} skipped, "
+        f"{counts['error']} failed; "
         f"{report.new} new and {report.changed} updated items; "
         f"{report.stories} stories in {report.output}"
     )
@@ -132,10 +137,32 @@ def _find_item(store: SQLiteStore, key: str) -> Item:
     return item
 
 
+def cmd_topics(config: Config, args: argparse.Namespace) -> int:
+    """List the topics of the stored stories with their story counts."""
+    store = open_store(config.database)
+    try:
+        counts = store.topic_counts()
+    finally:
+        store.close()
+    for topic, count in counts[: args.limit]:
+        print(f"{count:>6}  {topic.label}  ({topic.term})")
+    print(f"{len(counts)} topics")
+    return 0
+
+
+def cmd_run(config: Config, args: argparse.Namespace) -> int:
+    """Run as a daemon: refresh each source on its interval, watch folders, serve the feeds."""
+    from .daemon import run  # imported here: only this command needs APScheduler
+
+    return run(config, verbose=args.verbose)
+
+
 COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
     "refresh": cmd_refresh,
+    "run": cmd_run,
     "sources": cmd_sources,
     "stories": cmd_stories,
+    "topics": cmd_topics,
     "explain": cmd_explain,
 }
 
@@ -159,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("-v", "--verbose", action="store_true", help="log more detail")
         if name == "refresh":
             sub.add_argument("-q", "--quiet", action="store_true", help="no progress display")
-        if name == "stories":
+        if name in ("stories", "topics"):
             sub.add_argument("--limit", type=int, default=50, help="how many (default: 50)")
         if name == "explain":
             sub.add_argument("first", metavar="ITEM", help="an item id, id prefix or URL")

@@ -229,6 +229,14 @@ class Clusterer:
     def signature(self, story_id: str) -> Signature:
         return self._index.signature(story_id)
 
+    def set_loader(self, load: Loader) -> None:
+        """Read stored signatures through *load* from now on (a reopened store)."""
+        self._index.load = load
+
+    def forget_changes(self) -> None:
+        """The changes so far are persisted: ``changed()`` starts afresh."""
+        self._changed.clear()
+
     def changed(self) -> list[Signature]:
         """Stories made or changed since this clusterer started, to persist."""
         return [self._index.signature(sid) for sid in self._changed]

@@ -35,8 +35,15 @@ __all__ = [
 
 DEFAULT_INTERVAL = timedelta(minutes=30)
 DEFAULT_LIMIT = 200
+# The fetch defaults, chosen and measured in fetch.py, restated here so that
+# reading the config never imports httpx.
 DEFAULT_TIMEOUT = 20.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_TOTAL_TIMEOUT = 30.0
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_CONCURRENCY = 16
+DEFAULT_PER_HOST = 4
+DEFAULT_MAX_REDIRECTS = 5
 DEFAULT_TITLE = "Top stories"
 DEFAULT_MAX_TAGS = 8
 DEFAULT_HOST = "127.0.0.1"
@@ -66,8 +73,15 @@ class ServerSettings:
 
 @dataclass(frozen=True, slots=True)
 class FetchSettings:
-    timeout: float = DEFAULT_TIMEOUT
+    """How hard we may pull on other people's servers (see fetch.Limits)."""
+
+    timeout: float = DEFAULT_TIMEOUT  # the longest silence while reading
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    total_timeout: float = DEFAULT_TOTAL_TIMEOUT  # a whole request, headers and body
     max_bytes: int = DEFAULT_MAX_BYTES
+    concurrency: int = DEFAULT_CONCURRENCY
+    per_host: int = DEFAULT_PER_HOST
+    max_redirects: int = DEFAULT_MAX_REDIRECTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +248,12 @@ def _read_topics(top: _Table, name: str) -> tuple[TopicRule, ...]:
 def _read_fetch(t: _Table) -> FetchSettings:
     settings = FetchSettings(
         timeout=t.positive("timeout", float, DEFAULT_TIMEOUT),
+        connect_timeout=t.positive("connect_timeout", float, DEFAULT_CONNECT_TIMEOUT),
+        total_timeout=t.positive("total_timeout", float, DEFAULT_TOTAL_TIMEOUT),
         max_bytes=t.positive("max_bytes", int, DEFAULT_MAX_BYTES),
+        concurrency=t.positive("concurrency", int, DEFAULT_CONCURRENCY),
+        per_host=t.positive("per_host", int, DEFAULT_PER_HOST),
+        max_redirects=t.positive("max_redirects", int, DEFAULT_MAX_REDIRECTS),
     )
     t.finish()
     return settings

@@ -20,6 +20,7 @@ __all__ = [
     "Item",
     "NotModified",
     "RefreshReport",
+    "Skipped",
     "Source",
     "SourceError",
     "SourceResult",
@@ -205,6 +206,13 @@ class NotModified:
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    """Not fetched this time: the server asked us to wait, or it is gone."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class SourceError:
     """The source failed; ``message`` says why, naming the URL or file."""
 
@@ -214,7 +222,7 @@ class SourceError:
 @dataclass(frozen=True, slots=True)
 class SourceResult:
     source: Source
-    value: Updated | NotModified | SourceError
+    value: Updated | NotModified | Skipped | SourceError
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,42 +11,50 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 
-import httpx
-
-from .cluster import Clusterer, IndexEntry, Signature
 from .config import Config
 from .dedupe import unique
-from .errors import AggregatorError, FetchError
-from .fetch import Validators, fetch, make_client
+from .errors import AggregatorError, FetchError, ParseError
+from .fetch import Fetched, Limits, NotModified304, Request, Validators, fetch_all
 from .local import folder_signature, read_folder
 from .model import (
     Entry,
+    Item,
     NotModified,
     RefreshReport,
+    Skipped,
     Source,
     SourceError,
     SourceResult,
+    Story,
     Updated,
 )
 from .normalize import normalize
 from .parse import parse_feed
+from .politeness import Politeness, after_failure, after_success, due
 from .publish import FeedMeta, render, write_atomic
-from .store import SourceState, SQLiteStore, StoryRow
+from .store import SourceState, SQLiteStore
+from .stories import ClusterCache, cluster_new_items, tag_stories
+from .topics import term_of
 
 __all__ = [
+    "TOPICS_DIR",
+    "Outcome",
     "Progress",
-    "cluster_new_items",
     "feed_id",
+    "limits",
     "publish",
     "refresh",
     "refresh_source",
 ]
 
 log = logging.getLogger(__name__)
+
+TOPICS_DIR = "topics"  # beside the merged feed: <output dir>/topics/<term>.atom
 
 Progress = Callable[[int, int, Source], None]
 """Called after each source with (done, total, source)."""
@@ -57,8 +65,11 @@ _FEED_ID_KEY = "feed.id"
 @dataclass(frozen=True, slots=True)
 class _Read:
     entries: tuple[Entry, ...]
-    state: SourceState
+    validators: Validators
     warnings: tuple[str, ...]
+
+
+Outcome = Fetched | NotModified304 | FetchError
 
 
 def refresh(
@@ -66,41 +77,98 @@ def refresh(
     store: SQLiteStore,
     now: datetime,
     *,
-    client: httpx.Client | None = None,
     progress: Progress | None = None,
+    sources: Sequence[Source] | None = None,
+    base_url: str | None = None,
+    cache: ClusterCache | None = None,
 ) -> RefreshReport:
-    """Refresh every source once, cluster what is new, publish the feed.
+    """Refresh every source (or just *sources*) once, cluster what is new, publish.
+
+    Feed URLs are fetched first, all at once within the ``[fetch]`` limits;
+    then each source is parsed and stored in turn. A source its server asked
+    us to leave alone for now (backoff, Retry-After, max-age, 410 Gone) is
+    skipped. *base_url* is where the feed is served when ``[output] base_url``
+    does not say (the daemon passes its own address); *cache* keeps the
+    clusterer in memory between calls (the daemon passes one).
 
     Raises:
         StorageError: the state database failed outside any one source.
         PublishError: the feed could not be written.
     """
-    own_client = client is None
-    http = client or make_client(config.fetch.timeout)
+    todo = config.sources if sources is None else tuple(sources)
+    states = {s.key: store.source_state(s.key) for s in todo}
+    due_urls = [s for s in todo if s.url and due(states[s.key].politeness, now)]
+    requests = [_request(s, states[s.key]) for s in due_urls]
+    fetched = fetch_all(requests, limits(config)) if requests else {}
     results: list[SourceResult] = []
-    try:
-        for n, source in enumerate(config.sources, 1):
-            results.append(refresh_source(config, store, source, now, http))
-            if progress:
-                progress(n, len(config.sources), source)
-    finally:
-        if own_client:
-            http.close()
-    cluster_new_items(config, store)
-    stories = publish(config, store, now)
+    for n, source in enumerate(todo, 1):
+        if source.url is not None and source.key not in fetched:
+            results.append(SourceResult(source, Skipped(_why_not(states[source.key], now))))
+        else:
+            results.append(refresh_source(config, store, source, now, fetched.get(source.key)))
+        if progress:
+            progress(n, len(todo), source)
+    tag_stories(config, store, cluster_new_items(config, store, cache).stories)
+    stories = publish(config, store, now, base_url=base_url)
     new = sum(r.value.new for r in results if isinstance(r.value, Updated))
     changed = sum(r.value.changed for r in results if isinstance(r.value, Updated))
     return RefreshReport(tuple(results), stories, config.output.path, new, changed)
 
 
+def limits(config: Config) -> Limits:
+    f = config.fetch
+    return Limits(
+        concurrency=f.concurrency,
+        per_host=f.per_host,
+        connect=f.connect_timeout,
+        read=f.timeout,
+        total=f.total_timeout,
+        max_bytes=f.max_bytes,
+        max_redirects=f.max_redirects,
+    )
+
+
+def _request(source: Source, state: SourceState) -> Request:
+    assert source.url is not None
+    validators = Validators(state.etag, state.last_modified)
+    if state.status == "error":
+        validators = Validators()  # a failed run may have stored nothing: fetch in full
+    return Request(source.key, state.politeness.url or source.url, validators)
+
+
+def _why_not(state: SourceState, now: datetime) -> str:
+    p = state.politeness
+    if p.gone:
+        return "gone: the server answered 410 Gone; remove it from the config"
+    when = p.next_fetch.strftime("%Y-%m-%d %H:%M UTC") if p.next_fetch else "later"
+    reason = f"after {p.failures} failure(s)" if p.failures else "as the server asked"
+    return f"not fetched before {when}, {reason}"
+
+
 def refresh_source(
-    config: Config, store: SQLiteStore, source: Source, now: datetime, client: httpx.Client
+    config: Config,
+    store: SQLiteStore,
+    source: Source,
+    now: datetime,
+    fetched: Outcome | None = None,
 ) -> SourceResult:
-    """Refresh one source; never raises for a problem of this source's own."""
+    """Refresh one source; never raises for a problem of this source's own.
+
+    For a feed URL, *fetched* is what :func:`fetch_all` brought back (fetched
+    now if not given); a folder is read here.
+    """
     previous = store.source_state(source.key)
     attempt = replace(previous, last_attempt=now)
     try:
-        read = _read(config, source, previous, client)
+        if source.url is not None and fetched is None:
+            request = _request(source, previous)
+            fetched = fetch_all([request], limits(config))[source.key]
+        if isinstance(fetched, FetchError):
+            attempt = replace(attempt, politeness=_after(previous, now, fetched, source))
+            raise fetched
+        if fetched is not None:
+            attempt = replace(attempt, politeness=_after(previous, now, fetched, source))
+        read = _read(source, previous, fetched)
         if read is None:
             store.save_source_state(
                 source.key, replace(attempt, status="not-modified", message=None)
@@ -109,7 +177,12 @@ def refresh_source(
         items = unique(normalize(entry, now) for entry in read.entries)
         message = "; ".join(read.warnings) or None
         state = replace(
-            read.state, status="ok", message=message, last_attempt=now, last_success=now
+            attempt,
+            etag=read.validators.etag,
+            last_modified=read.validators.last_modified,
+            status="ok",
+            message=message,
+            last_success=now,
         )
         new, changed = store.update_source(source.key, items, state)
         return SourceResult(source, Updated(len(new), changed, read.warnings))
@@ -125,89 +198,42 @@ def refresh_source(
         return SourceResult(source, SourceError(message))
 
 
-def _read(
-    config: Config, source: Source, previous: SourceState, client: httpx.Client
-) -> _Read | None:
-    """Fetch or read a source; None when nothing changed since last time."""
+def _after(previous: SourceState, now: datetime, outcome: Outcome, source: Source) -> Politeness:
+    """The source's politeness after this fetch (backoff, floors, redirects, 410)."""
+    state = previous.politeness
+    if isinstance(outcome, FetchError):
+        return after_failure(state, now=now, error=outcome, key=source.key)
+    return after_success(
+        state,
+        now=now,
+        headers=outcome.headers,
+        permanent_redirect=outcome.permanent_redirect,
+        key=source.key,
+    )
+
+
+def _read(source: Source, previous: SourceState, fetched: Outcome | None) -> _Read | None:
+    """Parse what was fetched, or read a folder; None when nothing changed."""
     if source.path is not None:
         signature = folder_signature(source.path)
         if signature == previous.etag and previous.status in ("ok", "not-modified"):
             return None
         folder = read_folder(source.path, source.key)
-        return _Read(folder.entries, SourceState(etag=signature), folder.warnings)
-    assert source.url is not None
-    validators = Validators(previous.etag, previous.last_modified)
-    if previous.status == "error":
-        validators = Validators()  # a failed run may have stored nothing: fetch in full
-    fetched = fetch(client, source.url, validators, config.fetch.max_bytes)
-    if fetched is None:
+        return _Read(folder.entries, Validators(etag=signature), folder.warnings)
+    assert source.url is not None and fetched is not None
+    if isinstance(fetched, NotModified304):
         return None
+    assert isinstance(fetched, Fetched)
     parsed = parse_feed(
         fetched.content, source=source.key, origin=fetched.url, headers=fetched.headers
     )
     if not parsed.entries and parsed.warnings:
-        raise FetchError(source.url, f"feed is broken ({parsed.warnings[0]})")
+        raise ParseError(fetched.url, f"feed is broken ({parsed.warnings[0]})")
     entries = tuple(
         replace(e, outlet=source.name) if source.name and e.outlet == parsed.title else e
         for e in parsed.entries
     )
-    state = SourceState(
-        etag=fetched.validators.etag, last_modified=fetched.validators.last_modified
-    )
-    return _Read(entries, state, parsed.warnings)
-
-
-def cluster_new_items(config: Config, store: SQLiteStore) -> int:
-    """Put every item not yet in a story into one; returns how many were placed."""
-    items = store.unclustered()
-    if not items:
-        return 0
-    settings = config.cluster
-    dated = [i.published for i in items if i.published is not None]
-    # Only stories within the window of this batch can take its items; an
-    # undated item may join a story of any date, so then every story is a candidate.
-    since = min(dated) - settings.window if dated and len(dated) == len(items) else None
-    clusterer = Clusterer(
-        settings,
-        entries=map(IndexEntry.from_text, store.index_entries(since)),
-        load=lambda story_id: Signature.from_bytes(store.signature(story_id)),
-    )
-    assignments = clusterer.add_batch(items)
-    # A later item may bridge two stories: follow each merge to the survivor.
-    survivor = {old: a.story_id for a in assignments for old in a.merged}
-
-    def resolve(story_id: str) -> str:
-        while story_id in survivor:
-            story_id = survivor[story_id]
-        return story_id
-
-    placed = [(a.item_id, resolve(a.story_id)) for a in assignments]
-    changed = [s for s in clusterer.changed() if s.story_id not in survivor]
-    stored = store.story_rows([*(s.story_id for s in changed), *survivor])
-    # A story's date span covers its stored rows (its own and those of the
-    # stories merged into it) and its new members.
-    dates: dict[str, list[datetime]] = {s.story_id: [] for s in changed}
-    for row in stored.values():
-        dates[resolve(row.id)] += [row.first, row.last]
-    by_id = {i.id: i for i in items}
-    for item_id, story_id in placed:
-        dates[story_id] += [by_id[item_id].date, by_id[item_id].last_modified]
-    rows = [_story_row(s, dates[s.story_id], settings.index_keys) for s in changed]
-    store.save_clusters(placed, rows, [(old, resolve(old)) for old in survivor])
-    return len(placed)
-
-
-def _story_row(signature: Signature, dates: list[datetime], index_keys: int) -> StoryRow:
-    if signature.lead is None:  # the clusterer elects a lead as each member joins
-        raise AssertionError(f"story {signature.story_id} has no lead")
-    return StoryRow(
-        id=signature.story_id,
-        lead_id=signature.lead,
-        first=min(dates),
-        last=max(dates),
-        signature=signature.to_bytes(),
-        entry=IndexEntry.of(signature, index_keys).to_text(),
-    )
+    return _Read(entries, fetched.validators, parsed.warnings)
 
 
 def feed_id(store: SQLiteStore, config: Config) -> str:
@@ -222,21 +248,65 @@ def feed_id(store: SQLiteStore, config: Config) -> str:
     return made
 
 
-def publish(config: Config, store: SQLiteStore, now: datetime) -> int:
-    """Write the merged feed; returns the number of stories in it.
+def publish(
+    config: Config, store: SQLiteStore, now: datetime, *, base_url: str | None = None
+) -> int:
+    """Write the merged feed, and a feed per topic beside it in ``topics/``;
+    returns the number of stories in the merged feed.
+
+    With a public base URL (``[output] base_url``, else *base_url*), the
+    feeds' ``rel="self"`` is under it and items that have no URL of their
+    own (article files) link to ``<base>/items/<id>``.
 
     Raises:
-        PublishError: the output file cannot be written.
+        PublishError: an output file cannot be written.
     """
     output = config.output
     since = now - output.max_age if output.max_age else None
-    stories = store.stories(output.limit, since)
-    base = output.base_url
-    meta = FeedMeta(
-        id=feed_id(store, config),
-        title=output.title,
-        self_url=f"{base}/feed.atom" if base else output.path.as_uri(),
-        alternate_url=base,
+    base = output.base_url or (base_url.rstrip("/") if base_url else None)
+    include = tuple(term_of(name) for name in output.include_topics)
+    exclude = tuple(term_of(name) for name in output.exclude_topics)
+    stories = store.stories(output.limit, since, include=include, exclude=exclude)
+    main_id = feed_id(store, config)
+
+    def item_url(item: Item) -> str | None:
+        return item.url or (f"{base}/items/{item.id}" if base else None)
+
+    def write(path: Path, meta: FeedMeta, chosen: Sequence[Story]) -> None:
+        write_atomic(path, render(chosen, meta, now, limit=output.limit, item_url=item_url))
+
+    write(
+        output.path, FeedMeta(main_id, output.title, _self(base, output.path, "feed.atom")), stories
     )
-    write_atomic(output.path, render(stories, meta, now, limit=output.limit))
+    _publish_topics(config, store, stories, since, main_id, base, write)
     return len(stories)
+
+
+def _publish_topics(
+    config: Config,
+    store: SQLiteStore,
+    stories: Sequence[Story],
+    since: datetime | None,
+    main_id: str,
+    base: str | None,
+    write: Callable[[Path, FeedMeta, Sequence[Story]], None],
+) -> None:
+    """A feed per topic of the merged feed's stories; stale topic feeds go."""
+    folder = config.output.path.parent / TOPICS_DIR
+    topics = {t.term: t for story in stories for t in story.topics}
+    for term, topic in sorted(topics.items()):
+        path = folder / f"{term}.atom"
+        meta = FeedMeta(
+            id=uuid.uuid5(uuid.NAMESPACE_URL, f"{main_id}/topics/{term}").urn,
+            title=f"{config.output.title}: {topic.label}",
+            self_url=_self(base, path, f"{TOPICS_DIR}/{term}.atom"),
+        )
+        write(path, meta, store.stories(config.output.limit, since, include=(term,)))
+    if folder.is_dir():
+        for stale in folder.glob("*.atom"):
+            if stale.stem not in topics:
+                stale.unlink(missing_ok=True)
+
+
+def _self(base: str | None, path: Path, relative: str) -> str:
+    return f"{base}/{relative}" if base else path.as_uri()

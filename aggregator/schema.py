@@ -78,6 +78,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX story_topics_term ON story_topics (term);
     """,
+    # 4: politeness per source: backoff, Retry-After and max-age floors, 410,
+    # and permanent redirects confirmed before they are adopted.
+    """
+    ALTER TABLE sources ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sources ADD COLUMN next_fetch TEXT;
+    ALTER TABLE sources ADD COLUMN gone INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sources ADD COLUMN moved_to TEXT;
+    ALTER TABLE sources ADD COLUMN moved_seen INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sources ADD COLUMN url TEXT;
+    """,
 )
 
 ITEM_COLUMNS = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +20,7 @@ from .dedupe import Decision, Known, decide
 from .errors import StorageError
 from .model import Item, Story, Topic
 from .normalize import canonical_url
+from .politeness import Politeness
 from .schema import ITEM_COLUMNS, MIGRATIONS, from_iso, item_from_row, item_row, to_iso
 
 __all__ = ["SQLiteStore", "SourceState", "Store", "StoryRow", "open_store"]
@@ -36,6 +37,7 @@ class SourceState:
     last_attempt: datetime | None = None
     last_success: datetime | None = None
     items: int = 0
+    politeness: Politeness = field(default_factory=Politeness)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,7 @@ class Store(Protocol):
         members: Sequence[tuple[str, str]],
         stories: Sequence[StoryRow],
         merged: Sequence[tuple[str, str]],
-    ) -> None:
+    ) -> int:
         """Point items at stories, write story rows, fold merged stories in."""
         ...
 
@@ -103,6 +105,9 @@ class Store(Protocol):
     def set_topics(self, topics: dict[str, tuple[Topic, ...]]) -> None: ...
 
     def close(self) -> None: ...
+
+
+_GENERATION = "clusters.generation"
 
 
 class SQLiteStore:
@@ -169,6 +174,14 @@ class SQLiteStore:
             last_attempt=from_iso(row["last_attempt"]),
             last_success=from_iso(row["last_success"]),
             items=count,
+            politeness=Politeness(
+                failures=row["failures"],
+                next_fetch=from_iso(row["next_fetch"]),
+                gone=bool(row["gone"]),
+                moved_to=row["moved_to"],
+                moved_seen=row["moved_seen"],
+                url=row["url"],
+            ),
         )
 
     def save_source_state(self, key: str, state: SourceState) -> None:
@@ -176,17 +189,26 @@ class SQLiteStore:
             self._put_source(db, key, state)
 
     def _put_source(self, db: sqlite3.Connection, key: str, state: SourceState) -> None:
+        p = state.politeness
+        values = {
+            "key": key,
+            "etag": state.etag,
+            "last_modified": state.last_modified,
+            "status": state.status,
+            "message": state.message,
+            "last_attempt": to_iso(state.last_attempt),
+            "last_success": to_iso(state.last_success),
+            "failures": p.failures,
+            "next_fetch": to_iso(p.next_fetch),
+            "gone": int(p.gone),
+            "moved_to": p.moved_to,
+            "moved_seen": p.moved_seen,
+            "url": p.url,
+        }
+        names = ", ".join(values)
+        marks = ", ".join("?" * len(values))
         db.execute(
-            "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                key,
-                state.etag,
-                state.last_modified,
-                state.status,
-                state.message,
-                to_iso(state.last_attempt),
-                to_iso(state.last_success),
-            ),
+            f"INSERT OR REPLACE INTO sources ({names}) VALUES ({marks})", list(values.values())
         )
 
     # -- items ---------------------------------------------------------------
@@ -285,8 +307,9 @@ class SQLiteStore:
         members: Sequence[tuple[str, str]],
         stories: Sequence[StoryRow],
         merged: Sequence[tuple[str, str]],
-    ) -> None:
-        """Write story rows and point items at them, in one transaction.
+    ) -> int:
+        """Write story rows and point items at them, in one transaction; returns
+        the new :meth:`generation`.
 
         *members* are (item id, story id); *merged* are (absorbed story id,
         surviving story id): the absorbed story's items move over and its row
@@ -311,6 +334,20 @@ class SQLiteStore:
             for old, new in merged:
                 db.execute("UPDATE items SET story_id = ? WHERE story_id = ?", (new, old))
                 db.execute("DELETE FROM stories WHERE id = ?", (old,))
+            db.execute(
+                "INSERT INTO meta VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET value = value + 1",
+                (_GENERATION,),
+            )
+            generation: int = db.execute(
+                "SELECT value FROM meta WHERE key = ?", (_GENERATION,)
+            ).fetchone()[0]
+        return generation
+
+    def generation(self) -> int:
+        """A counter that every write of stories moves on, in any process: a
+        clusterer kept in memory is stale once it differs from its own."""
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (_GENERATION,))
+        return int(rows[0][0]) if rows else 0
 
     def meta(self, key: str) -> bytes | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))

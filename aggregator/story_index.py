@@ -199,7 +199,7 @@ class StoryIndex:
     def __init__(self, index_keys: int, scan: int, load: Loader | None = None) -> None:
         self._index_keys = index_keys
         self._scan = scan
-        self._load = load
+        self.load = load
         self.entries: dict[str, IndexEntry] = {}
         self._signatures: dict[str, Signature] = {}
         self._numbers: dict[str, int] = {}
@@ -236,9 +236,9 @@ class StoryIndex:
     def signature(self, story_id: str) -> Signature:
         found = self._signatures.get(story_id)
         if found is None:
-            if self._load is None or story_id not in self.entries:
+            if self.load is None or story_id not in self.entries:
                 raise KeyError(story_id)
-            found = self._signatures[story_id] = self._load(story_id)
+            found = self._signatures[story_id] = self.load(story_id)
         return found
 
     def remove(self, story_id: str) -> None:

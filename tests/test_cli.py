@@ -41,10 +41,14 @@ def test_refresh_prints_a_line_per_source_and_a_summary(config, capsys):
     assert out[0].startswith("ok") and "Wire" in out[0] and "1 new" in out[0]
     assert out[1].startswith("error") and "Dead" in out[1] and "could not fetch" in out[1]
     assert out[2].startswith(
-        "1 ok, 0 not modified, 1 failed; 1 new and 0 updated items; 1 stories in "
+        "1 ok, 0 not modified, 0 skipped, 1 failed; 1 new and 0 updated items; 1 stories in "
     )
     assert main(["refresh", "--config", str(config)]) == 0
-    assert capsys.readouterr().out.startswith("not modified  Wire")
+    again = capsys.readouterr().out.splitlines()
+    assert again[0].startswith("not modified  Wire")
+    # The dead host backs off instead of being hammered on every run.
+    assert again[1].startswith("skipped       Dead  not fetched before ")
+    assert "after 1 failure(s)" in again[1]
 
 
 def test_sources_lists_last_status(config, capsys):
@@ -99,3 +103,12 @@ def test_every_command_has_help_and_is_in_the_readme(command, capsys):
     assert info.value.code == 0
     assert (COMMANDS[command].__doc__ or "").strip()
     assert f"aggregator {command}" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_topics_lists_story_counts(config, capsys):
+    config.write_text(config.read_text() + '[[topics]]\nname = "Transport"\naliases = ["bridge"]\n')
+    main(["refresh", "--config", str(config)])
+    capsys.readouterr()
+    assert main(["topics", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^\s+1  Transport  \(transport\)$", out, re.M)

@@ -181,3 +181,25 @@ def test_unwritable_output_is_an_error(tmp_path, server):
     )
     with pytest.raises(PublishError, match="blocker"):
         run(path)
+
+
+def test_topic_feeds_are_written_valid_and_filters_apply(tmp_path, server):
+    server.routes["/a.xml"] = Route(WIRE)
+    source = f'[[sources]]\nurl = "{server.url("/a.xml")}"\n'
+    rules = '[[topics]]\nname = "Weather"\naliases = ["storm", "snow"]\n'
+    config, _ = run(write_config(tmp_path, source + rules))
+    topics = config.output.path.parent / "topics"
+    weather = read_feed(topics / "weather.atom")
+    assert [e.title for e in weather.entries] == ["Storm closes coastal highway"]
+    assert weather.feed.title == "Test feed: Weather"
+    assert {t.term for t in weather.entries[0].tags} >= {"weather"}
+    for path in sorted(topics.glob("*.atom")):
+        read_feed(path)
+        validate(path)
+    # The merged feed can leave a topic out, or keep only one.
+    config, _ = run(write_config(tmp_path, source + rules, 'exclude_topics = ["Weather"]'))
+    titles = [e.title for e in read_feed(config.output.path).entries]
+    assert titles == ["Library reopens after renovation"]
+    config, _ = run(write_config(tmp_path, source + rules, 'include_topics = ["Weather"]'))
+    titles = [e.title for e in read_feed(config.output.path).entries]
+    assert titles == ["Storm closes coastal highway"]

@@ -1,0 +1,141 @@
+"""Stored items -> stored stories: runs the clusterer and the tagger over the state.
+
+The clusterer (``cluster.py``) is pure; this module feeds it the stories of
+the batch's window from the store, writes back what changed in one
+transaction, and tags the stories whose members changed. A long-running
+process passes a :class:`ClusterCache` so the index stays in memory between
+refreshes instead of being loaded again each time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from .cluster import Clusterer, IndexEntry, Signature
+from .config import Config
+from .model import Item
+from .store import SQLiteStore, StoryRow
+from .story_index import Loader
+from .topics import tag_story
+
+__all__ = ["ClusterCache", "Clustered", "cluster_new_items", "load_clusterer", "tag_stories"]
+
+
+@dataclass(frozen=True, slots=True)
+class Clustered:
+    """What clustering did: how many items it placed, which stories it changed."""
+
+    placed: int = 0
+    stories: tuple[str, ...] = ()
+
+
+class ClusterCache:
+    """A clusterer kept between refreshes by one process (the daemon).
+
+    It is used again only while it still describes the state: when no other
+    process (an ``aggregator refresh`` beside the daemon) has written stories
+    since, when it holds every story the next batch may join, and while its
+    oldest stories are less than two windows older than the batch needs, so
+    memory stays bounded as time moves on.
+    """
+
+    def __init__(self) -> None:
+        self.clusterer: Clusterer | None = None
+        self.since: datetime | None = None
+        self.generation: int | None = None
+
+    def get(self, store: SQLiteStore, config: Config, since: datetime | None) -> Clusterer:
+        clusterer = self.clusterer
+        window = config.cluster.window
+        usable = (
+            clusterer is not None
+            and self.generation == store.generation()
+            and (self.since is None or (since is not None and self.since <= since))
+            and (self.since is None or since is None or since - self.since < 2 * window)
+        )
+        if clusterer is None or not usable:
+            clusterer = self.clusterer = load_clusterer(store, config, since)
+            self.since = since
+        clusterer.set_loader(_loader(store))
+        return clusterer
+
+
+def load_clusterer(store: SQLiteStore, config: Config, since: datetime | None) -> Clusterer:
+    """A clusterer over the stored stories last dated at or after *since*."""
+    return Clusterer(
+        config.cluster,
+        entries=map(IndexEntry.from_text, store.index_entries(since)),
+        load=_loader(store),
+    )
+
+
+def _loader(store: SQLiteStore) -> Loader:
+    return lambda story_id: Signature.from_bytes(store.signature(story_id))
+
+
+def cluster_new_items(
+    config: Config, store: SQLiteStore, cache: ClusterCache | None = None
+) -> Clustered:
+    """Put every item not yet in a story into one."""
+    items = store.unclustered()
+    if not items:
+        return Clustered()
+    settings = config.cluster
+    dated = [i.published for i in items if i.published is not None]
+    # Only stories within the window of this batch can take its items; an
+    # undated item may join a story of any date, so then every story is a candidate.
+    since = min(dated) - settings.window if dated and len(dated) == len(items) else None
+    clusterer = cache.get(store, config, since) if cache else load_clusterer(store, config, since)
+    assignments = clusterer.add_batch(items)
+    # A later item may bridge two stories: follow each merge to the survivor.
+    survivor = {old: a.story_id for a in assignments for old in a.merged}
+
+    def resolve(story_id: str) -> str:
+        while story_id in survivor:
+            story_id = survivor[story_id]
+        return story_id
+
+    placed = [(a.item_id, resolve(a.story_id)) for a in assignments]
+    changed = [s for s in clusterer.changed() if s.story_id not in survivor]
+    stored = store.story_rows([*(s.story_id for s in changed), *survivor])
+    # A story's date span covers its stored rows (its own and those of the
+    # stories merged into it) and its new members.
+    dates: dict[str, list[datetime]] = {s.story_id: [] for s in changed}
+    for row in stored.values():
+        dates[resolve(row.id)] += [row.first, row.last]
+    by_id = {i.id: i for i in items}
+    for item_id, story_id in placed:
+        dates[story_id] += [by_id[item_id].date, by_id[item_id].last_modified]
+    rows = [_story_row(s, dates[s.story_id], settings.index_keys) for s in changed]
+    generation = store.save_clusters(placed, rows, [(old, resolve(old)) for old in survivor])
+    clusterer.forget_changes()
+    if cache:
+        cache.generation = generation
+    return Clustered(len(placed), tuple(row.id for row in rows))
+
+
+def tag_stories(config: Config, store: SQLiteStore, story_ids: Sequence[str]) -> None:
+    """Tag these stories anew from all their members: topics belong to the story,
+    not to any one item."""
+    members: dict[str, list[Item]] = store.story_members(story_ids)
+    store.set_topics(
+        {
+            story_id: tag_story(items, config.topics, config.output.max_tags)
+            for story_id, items in members.items()
+        }
+    )
+
+
+def _story_row(signature: Signature, dates: list[datetime], index_keys: int) -> StoryRow:
+    if signature.lead is None:  # the clusterer elects a lead as each member joins
+        raise AssertionError(f"story {signature.story_id} has no lead")
+    return StoryRow(
+        id=signature.story_id,
+        lead_id=signature.lead,
+        first=min(dates),
+        last=max(dates),
+        signature=signature.to_bytes(),
+        entry=IndexEntry.of(signature, index_keys).to_text(),
+    )
