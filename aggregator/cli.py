@@ -15,16 +15,22 @@ from pathlib import Path
 from . import __version__
 from .cluster import explain
 from .config import Config, load_config
-from .errors import AggregatorError
+from .errors import AggregatorError, ConfigError
 from .model import Item, NotModified, RefreshReport, Skipped, Source, Updated
-from .pipeline import refresh
-from .store import SQLiteStore, open_store
+from .opml import Subscription, parse_opml, render_opml
+from .pipeline import limits, refresh
+from .store import SourceState, SQLiteStore, open_store
+from .subscribe import all_sources, find_feed
 
 __all__ = [
     "COMMANDS",
     "build_parser",
+    "cmd_add",
     "cmd_explain",
+    "cmd_export_opml",
+    "cmd_import_opml",
     "cmd_refresh",
+    "cmd_remove",
     "cmd_run",
     "cmd_sources",
     "cmd_stories",
@@ -82,20 +88,93 @@ def _print_report(report: RefreshReport) -> None:
 
 
 def cmd_sources(config: Config, args: argparse.Namespace) -> int:
-    """List the configured sources with their last status."""
+    """List the sources (config.toml's and those added here) with their last status."""
     store = open_store(config.database)
     try:
-        for source in config.sources:
-            state = store.source_state(source.key)
-            when = state.last_attempt.strftime("%Y-%m-%d %H:%M") if state.last_attempt else "never"
-            status = state.status or "new"
-            print(f"{status:<13} {source.label}  [{source.kind}] {state.items} items, last {when}")
-            if source.name:
-                print(f"{'':<13} {source.url or source.path}")
-            if state.message:
-                print(f"{'':<13} {state.message}")
+        sources = all_sources(config, store)
+        states = [store.source_state(source.key) for source in sources]
     finally:
         store.close()
+    listed = {s.key for s in config.sources}
+    for source, state in zip(sources, states, strict=True):
+        when = state.last_attempt.strftime("%Y-%m-%d %H:%M") if state.last_attempt else "never"
+        status = "gone" if state.politeness.gone else state.status or "new"
+        origin = "" if source.key in listed else ", added"
+        print(
+            f"{status:<13} {source.label}  [{source.kind}{origin}] {state.items} items, last {when}"
+        )
+        for line in _source_details(source, state):
+            print(f"{'':<13} {line}")
+    return 0
+
+
+def _source_details(source: Source, state: SourceState) -> list[str]:
+    p = state.politeness
+    lines = [str(source.url or source.path)] if source.name else []
+    if p.url:
+        lines.append(f"moved permanently to {p.url}")
+    if p.next_fetch and not p.gone:
+        lines.append(f"next fetch not before {p.next_fetch:%Y-%m-%d %H:%M} UTC")
+    if state.message:
+        lines.append(state.message)
+    return lines
+
+
+def cmd_add(config: Config, args: argparse.Namespace) -> int:
+    """Subscribe to a feed URL, or to the feed a web page links to."""
+    found = find_feed(args.url, limits(config))
+    store = open_store(config.database)
+    try:
+        added = store.subscribe([found], _now())
+    finally:
+        store.close()
+    title = f" ({found.title})" if found.title else ""
+    print(f"{'added' if added else 'already subscribed'}: {found.url}{title}")
+    return 0
+
+
+def cmd_remove(config: Config, args: argparse.Namespace) -> int:
+    """Unsubscribe from a feed added with add or import-opml."""
+    if any(s.key == args.url for s in config.sources):
+        raise ConfigError(
+            f"{config.path.name}: sources", f"{args.url} is listed here; remove it there"
+        )
+    store = open_store(config.database)
+    try:
+        removed = store.unsubscribe(args.url)
+    finally:
+        store.close()
+    if not removed:
+        raise AggregatorError(args.url, "not subscribed")
+    print(f"removed: {args.url}")
+    return 0
+
+
+def cmd_import_opml(config: Config, args: argparse.Namespace) -> int:
+    """Subscribe to every feed of an OPML file exported by another feed reader."""
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise AggregatorError(str(args.file), f"cannot read: {exc.strerror}") from exc
+    subscriptions = parse_opml(data, str(args.file))
+    store = open_store(config.database)
+    try:
+        added = store.subscribe(subscriptions, _now())
+    finally:
+        store.close()
+    print(f"{added} feeds added, {len(subscriptions) - added} already there")
+    return 0
+
+
+def cmd_export_opml(config: Config, args: argparse.Namespace) -> int:
+    """Print the feed subscriptions as OPML 2.0, for any feed reader to import."""
+    store = open_store(config.database)
+    try:
+        sources = all_sources(config, store)
+    finally:
+        store.close()
+    subscriptions = [Subscription(s.url, s.name) for s in sources if s.url]
+    sys.stdout.write(render_opml(subscriptions, config.output.title, _now()).decode())
     return 0
 
 
@@ -163,6 +242,10 @@ COMMANDS: dict[str, Callable[[Config, argparse.Namespace], int]] = {
     "sources": cmd_sources,
     "stories": cmd_stories,
     "topics": cmd_topics,
+    "add": cmd_add,
+    "remove": cmd_remove,
+    "import-opml": cmd_import_opml,
+    "export-opml": cmd_export_opml,
     "explain": cmd_explain,
 }
 
@@ -188,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("-q", "--quiet", action="store_true", help="no progress display")
         if name in ("stories", "topics"):
             sub.add_argument("--limit", type=int, default=50, help="how many (default: 50)")
+        if name in ("add", "remove"):
+            sub.add_argument(
+                "url", metavar="URL", help="a feed URL (add: or a page linking to one)"
+            )
+        if name == "import-opml":
+            sub.add_argument("file", metavar="FILE", type=Path, help="an OPML file")
         if name == "explain":
             sub.add_argument("first", metavar="ITEM", help="an item id, id prefix or URL")
             sub.add_argument("second", metavar="ITEM", help="another item")

@@ -39,6 +39,7 @@ from .politeness import Politeness, after_failure, after_success, due
 from .publish import FeedMeta, render, write_atomic
 from .store import SourceState, SQLiteStore
 from .stories import ClusterCache, cluster_new_items, tag_stories
+from .subscribe import all_sources
 from .topics import term_of
 
 __all__ = [
@@ -84,6 +85,9 @@ def refresh(
 ) -> RefreshReport:
     """Refresh every source (or just *sources*) once, cluster what is new, publish.
 
+    Every source means those of ``config.toml`` and those added from the
+    command line (``aggregator add``, ``import-opml``).
+
     Feed URLs are fetched first, all at once within the ``[fetch]`` limits;
     then each source is parsed and stored in turn. A source its server asked
     us to leave alone for now (backoff, Retry-After, max-age, 410 Gone) is
@@ -95,7 +99,7 @@ def refresh(
         StorageError: the state database failed outside any one source.
         PublishError: the feed could not be written.
     """
-    todo = config.sources if sources is None else tuple(sources)
+    todo = all_sources(config, store) if sources is None else tuple(sources)
     states = {s.key: store.source_state(s.key) for s in todo}
     due_urls = [s for s in todo if s.url and due(states[s.key].politeness, now)]
     requests = [_request(s, states[s.key]) for s in due_urls]

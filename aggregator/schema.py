@@ -88,6 +88,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sources ADD COLUMN moved_seen INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE sources ADD COLUMN url TEXT;
     """,
+    # 5: feeds subscribed from the command line (add, import-opml), beside
+    # those of config.toml.
+    """
+    CREATE TABLE subscriptions (url TEXT PRIMARY KEY, title TEXT, added TEXT NOT NULL);
+    """,
 )
 
 ITEM_COLUMNS = (

@@ -20,6 +20,7 @@ from .dedupe import Decision, Known, decide
 from .errors import StorageError
 from .model import Item, Story, Topic
 from .normalize import canonical_url
+from .opml import Subscription
 from .politeness import Politeness
 from .schema import ITEM_COLUMNS, MIGRATIONS, from_iso, item_from_row, item_row, to_iso
 
@@ -210,6 +211,26 @@ class SQLiteStore:
         db.execute(
             f"INSERT OR REPLACE INTO sources ({names}) VALUES ({marks})", list(values.values())
         )
+
+    def subscriptions(self) -> list[Subscription]:
+        """Feeds added with ``aggregator add`` or ``import-opml``, oldest first."""
+        rows = self._query("SELECT url, title FROM subscriptions ORDER BY added, url")
+        return [Subscription(row[0], row[1]) for row in rows]
+
+    def subscribe(self, subscriptions: Sequence[Subscription], now: datetime) -> int:
+        """Add these feeds (a feed already there keeps its entry); returns how many were new."""
+        with self._transaction() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO subscriptions VALUES (?, ?, ?)",
+                [(s.url, s.title, to_iso(now)) for s in subscriptions],
+            )
+            return db.total_changes - before
+
+    def unsubscribe(self, url: str) -> bool:
+        """Remove a feed added from the command line; False when it was not there."""
+        with self._transaction() as db:
+            return db.execute("DELETE FROM subscriptions WHERE url = ?", (url,)).rowcount > 0
 
     # -- items ---------------------------------------------------------------
 

@@ -112,3 +112,53 @@ def test_topics_lists_story_counts(config, capsys):
     assert main(["topics", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^\s+1  Transport  \(transport\)$", out, re.M)
+
+
+PAGE = b"""<!doctype html><html><head><title>Example Wire</title>
+<link rel="alternate" type="application/rss+xml" href="/feed.xml"></head>
+<body>News.</body></html>"""
+
+
+def test_add_remove_and_opml_round_trip(tmp_path, server: FeedServer, capsys):
+    from aggregator.opml import parse_opml
+
+    server.routes["/feed.xml"] = Route(FEED)
+    server.routes["/other.xml"] = Route(FEED.replace(b"Example Wire", b"Other Wire"))
+    server.routes["/home"] = Route(PAGE, headers={"Content-Type": "text/html"})
+    server.routes["/nothing"] = Route(b"<html><body>no feeds</body></html>")
+    config = write_config(tmp_path, f'[[sources]]\nurl = "{server.url("/other.xml")}"\n')
+
+    def cli(*words: str) -> int:
+        return main([*words, "--config", str(config)])
+
+    assert cli("add", server.url("/home")) == 0  # a home page: autodiscovery
+    assert capsys.readouterr().out == f"added: {server.url('/feed.xml')} (Example Wire)\n"
+    assert cli("add", server.url("/feed.xml")) == 0
+    assert capsys.readouterr().out.startswith("already subscribed")
+    assert cli("add", server.url("/nothing")) == 1
+    assert "no feed here" in capsys.readouterr().err
+
+    assert cli("refresh") == 0
+    assert "2 ok" in capsys.readouterr().out  # the config's feed and the added one
+    assert cli("sources") == 0
+    assert re.search(r"^ok\s+Example Wire\s+\[url, added\]", capsys.readouterr().out, re.M)
+
+    assert cli("export-opml") == 0
+    exported = parse_opml(capsys.readouterr().out.encode(), "stdout")
+    assert {s.url for s in exported} == {server.url("/other.xml"), server.url("/feed.xml")}
+
+    assert cli("remove", server.url("/other.xml")) == 1  # it is config.toml's
+    assert "remove it there" in capsys.readouterr().err
+    assert cli("remove", server.url("/feed.xml")) == 0
+    assert cli("remove", server.url("/feed.xml")) == 1
+    capsys.readouterr()
+
+    opml = tmp_path / "subs.opml"
+    opml.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><head><title>x</title></head><body>'
+        f'<outline text="News"><outline type="rss" text="A" xmlUrl="{server.url("/feed.xml")}"/>'
+        '<outline type="rss" text="B" xmlUrl="https://b.example/feed"/></outline>'
+        "</body></opml>"
+    )
+    assert cli("import-opml", str(opml)) == 0
+    assert capsys.readouterr().out == "2 feeds added, 0 already there\n"
