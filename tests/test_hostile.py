@@ -9,6 +9,7 @@ through ``parse_feed`` (and ``normalize``, for active content).
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import re
 import resource
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import feedparser
 import pytest
 
 from aggregator.discover import feed_links
@@ -315,3 +317,40 @@ def test_a_permanent_move_is_adopted_on_the_second_fetch(hostile: str):
             temporary, now=NOW, headers=result.headers, permanent_redirect=None, key="k"
         )
     assert temporary.url is None
+
+
+VALIDATOR = HOSTILE.parent / "validate_atom.sh"
+
+
+def test_a_refresh_of_every_endpoint_publishes_the_good_ones_cleanly(hostile: str, tmp_path):
+    """The whole pipeline with every endpoint as a source: bounded, the good feeds
+    published, and nothing active reaches the feed."""
+    from aggregator.cli import main
+
+    sources = "".join(f'[[sources]]\nurl = "{hostile}{path}"\n' for path in ENDPOINTS)
+    config = tmp_path / "config.toml"
+    config.write_text(f"[fetch]\ntotal_timeout = {TOTAL}\n{sources}", encoding="utf-8")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.monotonic()
+    assert main(["refresh", "--quiet", "--config", str(config)]) == 0
+    assert time.monotonic() - start < 60
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 300
+    feed = (tmp_path / "state" / "feed.atom").read_bytes()
+    parsed = feedparser.parse(feed)
+    assert parsed.version == "atom10" and not parsed.bozo
+    assert len(parsed.entries) >= 5  # the valid feeds' stories, at least
+    # Titles may *say* "javascript:" as text; no markup may *do* anything.
+    markup = html.unescape(feed.decode("utf-8"))
+    assert not re.search(r"<script|<iframe|<object|(href|src)=\"\s*javascript:", markup, re.I)
+    assert not re.search(r"<[^>]*\son\w+\s*=", markup, re.I)
+    if VALIDATOR.is_file():
+        result = subprocess.run(
+            ["bash", str(VALIDATOR), "--no-active-content", str(tmp_path / "state" / "feed.atom")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if result.returncode != 2:
+            assert result.stdout.strip() == "OK", result.stdout + result.stderr
+    # A second run leaves alone what asked to be left alone.
+    assert main(["refresh", "--quiet", "--config", str(config)]) == 0
