@@ -19,6 +19,7 @@ from .model import Entry, Item, check_utc
 __all__ = [
     "SUMMARY_CHARS",
     "canonical_url",
+    "detect_language",
     "fingerprint",
     "html_to_text",
     "item_id",
@@ -197,7 +198,12 @@ def _language(declared: str | None, title: str, text: str) -> str | None:
         code = declared.strip().replace("_", "-").split("-")[0].lower()
         if code.isalpha() and 2 <= len(code) <= 3:
             return code
-    sample = f"{title}\n{text[:_LANGUAGE_SAMPLE]}".strip()
+    return detect_language(f"{title}\n{text[:_LANGUAGE_SAMPLE]}")
+
+
+def detect_language(text: str) -> str | None:
+    """The ISO 639-1 code of *text*'s language, or None for too little text."""
+    sample = text.strip()
     if len(sample) < 20:
         return None
     import py3langid  # imported lazily: it loads a model, which takes ~0.1 s

@@ -33,7 +33,7 @@ from .model import (
     Story,
     Updated,
 )
-from .normalize import normalize
+from .normalize import detect_language, html_to_text, normalize
 from .parse import parse_feed
 from .politeness import Politeness, after_failure, after_success, due
 from .publish import FeedMeta, render, write_atomic
@@ -237,7 +237,21 @@ def _read(source: Source, previous: SourceState, fetched: Outcome | None) -> _Re
         replace(e, outlet=source.name) if source.name and e.outlet == parsed.title else e
         for e in parsed.entries
     )
-    return _Read(entries, fetched.validators, parsed.warnings)
+    return _Read(_with_language(entries), fetched.validators, parsed.warnings)
+
+
+def _with_language(entries: tuple[Entry, ...]) -> tuple[Entry, ...]:
+    """Entries of a feed that declares no language get the language of the feed,
+    identified once from its headlines: a feed is written in one language, and
+    identifying it per item cost 0.4 ms an item (bench/fetch_scale.py)."""
+    if all(e.language for e in entries):
+        return entries
+    sample = "\n".join(html_to_text(e.title or "") for e in entries[:_LANGUAGE_ENTRIES])
+    language = detect_language(sample)
+    return tuple(e if e.language else replace(e, language=language) for e in entries)
+
+
+_LANGUAGE_ENTRIES = 20  # headlines enough to tell a feed's language
 
 
 def feed_id(store: SQLiteStore, config: Config) -> str:

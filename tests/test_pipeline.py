@@ -203,3 +203,13 @@ def test_topic_feeds_are_written_valid_and_filters_apply(tmp_path, server):
     config, _ = run(write_config(tmp_path, source + rules, 'include_topics = ["Weather"]'))
     titles = [e.title for e in read_feed(config.output.path).entries]
     assert titles == ["Storm closes coastal highway"]
+
+
+def test_a_feed_without_a_language_gets_one_for_all_its_items(tmp_path, server):
+    server.routes["/a.xml"] = Route(WIRE)
+    config, _ = run(write_config(tmp_path, f'[[sources]]\nurl = "{server.url("/a.xml")}"\n'))
+    store = open_store(config.database)
+    try:
+        assert {m.language for s in store.stories(10) for m in s.members} == {"en"}
+    finally:
+        store.close()

@@ -1,0 +1,183 @@
+"""A first and a second refresh of 1,000 news feeds served from 127.0.0.1.
+
+    python bench/fetch_scale.py [--feeds 1000] [--items 25]
+
+Writes --feeds RSS 2.0 files of --items items each (a headline, 1-3 KB of
+HTML), some events reported by several feeds, and serves them with Python's
+own ``http.server`` in another process (it answers If-Modified-Since with 304).
+Then, in the same run:
+
+- bare parse: ``feedparser.parse()`` with its default settings on the same
+  bytes, one after another in one process: the yardstick;
+- first refresh: ``aggregator refresh`` in a fresh process over all the feeds
+  (fetch, parse, normalise, cluster, tag, store, publish), and its peak memory;
+- second refresh: nothing changed, so every feed answers 304.
+
+Prints the times and the ratios (issue 5 targets: first <= 0.8 x bare parse,
+second >= 10 x faster than the first, peak < 300 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import feedparser
+
+WORDS = [
+    "council",
+    "vote",
+    "budget",
+    "storm",
+    "flood",
+    "police",
+    "court",
+    "minister",
+    "election",
+    "school",
+    "hospital",
+    "market",
+    "shares",
+    "company",
+    "report",
+    "river",
+    "bridge",
+    "road",
+    "train",
+    "airport",
+    "strike",
+    "union",
+    "league",
+    "match",
+    "final",
+    "coach",
+    "player",
+    "museum",
+    "festival",
+    "weather",
+    "fire",
+    "rescue",
+    "city",
+    "village",
+    "county",
+]
+
+
+def _paragraph(rng: random.Random, names: list[str]) -> str:
+    words = [rng.choice(WORDS) for _ in range(rng.randint(25, 45))]
+    for _ in range(3):
+        words.insert(rng.randrange(len(words)), rng.choice(names))
+    words[rng.randrange(len(words))] = (
+        f'<a href="https://example.org/{rng.randrange(10**6)}">link</a>'
+    )
+    return "<p>" + " ".join(words).capitalize() + ".</p>"
+
+
+def write_feeds(folder: Path, feeds: int, items: int, seed: int = 7) -> list[Path]:
+    rng = random.Random(seed)
+    events = [
+        [
+            f"{rng.choice('BCDFGKLMNPRST')}{rng.choice('aeiou')}{rng.randrange(10**5)}"
+            for _ in range(3)
+        ]
+        for _ in range(feeds * items // 2)
+    ]
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    paths = []
+    for f in range(feeds):
+        parts = [
+            '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>',
+            f"<title>Outlet {f}</title><link>https://outlet{f}.example.org/</link>",
+            "<description>news</description>",
+        ]
+        for n in range(items):
+            names = rng.choice(events)
+            html = "".join(_paragraph(rng, names) for _ in range(rng.randint(3, 8)))
+            when = start + timedelta(minutes=rng.randrange(60 * 24 * 3))
+            parts.append(
+                f"<item><title>{escape(' '.join([*names[:2], *rng.sample(WORDS, 5)]))}</title>"
+                f"<link>https://outlet{f}.example.org/a/{n}</link><guid>o{f}-{n}</guid>"
+                f"<pubDate>{format_datetime(when, usegmt=True)}</pubDate>"
+                f"<description>{escape(html)}</description></item>"
+            )
+        parts.append("</channel></rss>")
+        path = folder / f"feed{f:04d}.xml"
+        path.write_text("".join(parts), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _refresh(config: Path) -> tuple[float, float]:
+    """Seconds and peak MB of one `aggregator refresh` in a fresh process."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "aggregator", "refresh", "--quiet", "--config", str(config)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    seconds = time.perf_counter() - started
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--feeds", type=int, default=1000)
+    parser.add_argument("--items", type=int, default=25)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "www").mkdir()
+        paths = write_feeds(work / "www", args.feeds, args.items)
+        size = sum(p.stat().st_size for p in paths) / 1e6
+        started = time.perf_counter()
+        parsed = sum(len(feedparser.parse(p.read_bytes()).entries) for p in paths)
+        bare = time.perf_counter() - started
+        print(f"{len(paths)} feeds, {parsed} items, {size:.1f} MB")
+        print(f"bare feedparser.parse():  {bare:6.1f} s")
+        port = _free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+            cwd=work / "www",
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(1)
+            sources = "".join(
+                f'[[sources]]\nurl = "http://127.0.0.1:{port}/{p.name}"\n' for p in paths
+            )
+            config = work / "config.toml"
+            config.write_text(f"[output]\nlimit = 200\n{sources}", encoding="utf-8")
+            first, peak = _refresh(config)
+            second, _ = _refresh(config)
+        finally:
+            server.terminate()
+            server.wait()
+    print(
+        f"first refresh:            {first:6.1f} s = {first / bare:.2f} x bare parse (target <= 0.8)"
+    )
+    print(
+        f"second refresh (304s):    {second:6.1f} s = first / {first / second:.1f} (target >= 10)"
+    )
+    print(f"peak memory of a refresh: {peak:6.0f} MB (target < 300)")
+
+
+if __name__ == "__main__":
+    main()
