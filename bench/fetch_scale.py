@@ -171,7 +171,8 @@ def main() -> None:
             server.terminate()
             server.wait()
     print(
-        f"first refresh:            {first:6.1f} s = {first / bare:.2f} x bare parse (target <= 0.8)"
+        f"first refresh:            {first:6.1f} s = {first / bare:.2f} x bare parse"
+        " (target <= 0.8)"
     )
     print(
         f"second refresh (304s):    {second:6.1f} s = first / {first / second:.1f} (target >= 10)"
