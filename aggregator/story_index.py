@@ -78,7 +78,9 @@ class SparseVector:
     @classmethod
     def from_json(cls, data: list[Any]) -> SparseVector:
         keys, weights, norm = data
-        return cls(tuple(map(sys.intern, keys)), bytes.fromhex(weights), float(norm))
+        # Not interned: a decoded signature lives for one refresh, and interning
+        # its ~100 keys was half the cost of decoding it (bench/cluster_scale.py).
+        return cls(tuple(keys), bytes.fromhex(weights), float(norm))
 
 
 @dataclass(frozen=True, slots=True)
