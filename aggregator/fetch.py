@@ -50,7 +50,6 @@ __all__ = [
     "Validators",
     "fetch",
     "fetch_all",
-    "make_client",
 ]
 
 USER_AGENT = (
@@ -408,17 +407,3 @@ class _Inflater:
             return self.zlib.flush()
         except zlib.error as exc:
             raise FetchError(self.source, f"cannot decode {self.encoding} body") from exc
-
-
-def make_client(timeout: float, max_redirects: int = DEFAULT_MAX_REDIRECTS) -> httpx.Client:
-    """Transitional: the sync client pipeline.py made before :func:`fetch_all`.
-
-    Kept only so ``aggregator.pipeline`` still imports while it moves to
-    :func:`fetch_all`; delete it then.
-    """
-    return httpx.Client(
-        timeout=httpx.Timeout(timeout, connect=min(DEFAULT_CONNECT_TIMEOUT, timeout)),
-        follow_redirects=True,
-        max_redirects=max_redirects,
-        headers={"User-Agent": USER_AGENT, "Accept": ACCEPT},
-    )
