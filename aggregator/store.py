@@ -109,6 +109,8 @@ class Store(Protocol):
 
 
 _GENERATION = "clusters.generation"
+# Ids bound per query: SQLite allowed at most 999 parameters before 3.32.
+_CHUNK = 500
 
 
 class SQLiteStore:
@@ -287,15 +289,17 @@ class SQLiteStore:
         rows = self._query(f"SELECT {ITEM_COLUMNS} FROM items WHERE story_id IS NULL")
         return [item_from_row(row) for row in rows]
 
+    def _query_in(self, sql: str, values: Iterable[str]) -> Iterator[sqlite3.Row]:
+        """Run *sql*, whose ``IN ({})`` takes *values*, in chunks under SQLite's
+        limit on bound parameters."""
+        wanted = list(values)
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            yield from self._query(sql.format(", ".join("?" * len(chunk))), chunk)
+
     def items(self, ids: Iterable[str]) -> list[Item]:
-        wanted = list(ids)
-        found: list[Item] = []
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            rows = self._query(f"SELECT {ITEM_COLUMNS} FROM items WHERE id IN ({marks})", chunk)
-            found.extend(item_from_row(row) for row in rows)
-        return found
+        sql = f"SELECT {ITEM_COLUMNS} FROM items WHERE id IN ({{}})"
+        return [item_from_row(row) for row in self._query_in(sql, ids)]
 
     def find_item(self, key: str) -> Item | None:
         """The item with this id, a unique id prefix, or this (canonical) URL."""
@@ -380,29 +384,19 @@ class SQLiteStore:
 
     def story_rows(self, story_ids: Iterable[str]) -> dict[str, StoryRow]:
         out: dict[str, StoryRow] = {}
-        wanted = list(story_ids)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            for row in self._query(f"SELECT * FROM stories WHERE id IN ({marks})", chunk):
-                first, last = from_iso(row["first"]), from_iso(row["last"])
-                assert first is not None and last is not None
-                out[row["id"]] = StoryRow(
-                    row["id"], row["lead_id"], first, last, bytes(row["signature"]), row["entry"]
-                )
+        for row in self._query_in("SELECT * FROM stories WHERE id IN ({})", story_ids):
+            first, last = from_iso(row["first"]), from_iso(row["last"])
+            assert first is not None and last is not None
+            out[row["id"]] = StoryRow(
+                row["id"], row["lead_id"], first, last, bytes(row["signature"]), row["entry"]
+            )
         return out
 
     def story_members(self, story_ids: Iterable[str]) -> dict[str, list[Item]]:
         out: dict[str, list[Item]] = {}
-        wanted = list(story_ids)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            rows = self._query(
-                f"SELECT story_id, {ITEM_COLUMNS} FROM items WHERE story_id IN ({marks})", chunk
-            )
-            for row in rows:
-                out.setdefault(row["story_id"], []).append(item_from_row(row))
+        sql = f"SELECT story_id, {ITEM_COLUMNS} FROM items WHERE story_id IN ({{}})"
+        for row in self._query_in(sql, story_ids):
+            out.setdefault(row["story_id"], []).append(item_from_row(row))
         return out
 
     def stories(
@@ -446,17 +440,12 @@ class SQLiteStore:
     def topics(self, story_ids: Iterable[str]) -> dict[str, tuple[Topic, ...]]:
         """Each story's topics, in rank order."""
         out: dict[str, list[Topic]] = {}
-        wanted = list(story_ids)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            rows = self._query(
-                f"SELECT story_id, term, label FROM story_topics WHERE story_id IN ({marks})"
-                " ORDER BY story_id, rank",
-                chunk,
-            )
-            for row in rows:
-                out.setdefault(row[0], []).append(Topic(row[1], row[2]))
+        sql = (
+            "SELECT story_id, term, label FROM story_topics WHERE story_id IN ({})"
+            " ORDER BY story_id, rank"
+        )
+        for row in self._query_in(sql, story_ids):
+            out.setdefault(row[0], []).append(Topic(row[1], row[2]))
         return {key: tuple(value) for key, value in out.items()}
 
     def set_topics(self, topics: dict[str, tuple[Topic, ...]]) -> None:
