@@ -8,11 +8,15 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from aggregator.model import Item
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REPO = Path(__file__).resolve().parents[1]
@@ -150,6 +154,33 @@ def write_config(tmp_path: Path, sources: str, extra: str = "") -> Path:
         encoding="utf-8",
     )
     return path
+
+
+ITEM_DEFAULTS: dict[str, Any] = {
+    "id": "item",
+    "source": "test",
+    "title": "Title",
+    "url": None,
+    "guid": None,
+    "summary": "",
+    "text": "",
+    "content_html": "",
+    "published": datetime(2024, 1, 1, tzinfo=UTC),
+    "updated": None,
+    "seen": datetime(2024, 1, 1, tzinfo=UTC),
+    "author": None,
+    "outlet": "Example Wire",
+    "tags": (),
+    "language": "en",
+    "fingerprint": "",
+}
+
+
+def make_item(**fields: Any) -> Item:
+    """An Item for tests of the pure stages: defaults for what a test does not name."""
+    values = ITEM_DEFAULTS | fields
+    values["fingerprint"] = values["fingerprint"] or values["id"]
+    return Item(**values)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from aggregator.cluster import (
 )
 from aggregator.model import Item
 from aggregator.story_index import IndexEntry
+from tests import conftest
 
 SEEN = datetime(2024, 1, 1, tzinfo=UTC)
 DAY = datetime(2005, 11, 27, 9, tzinfo=UTC)
@@ -36,23 +37,15 @@ def make_item(
     outlet: str = "example.com",
     url: str | None = None,
 ) -> Item:
-    return Item(
+    return conftest.make_item(
         id=id,
         source=f"https://{outlet}/feed",
         title=title,
-        url=url,
-        guid=None,
-        summary="",
         text=text,
-        content_html="",
         published=published,
-        updated=None,
         seen=SEEN,
-        author=None,
         outlet=outlet,
-        tags=(),
-        language="en",
-        fingerprint=id,
+        url=url,
     )
 
 

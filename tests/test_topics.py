@@ -15,6 +15,7 @@ from aggregator.articles import read_article
 from aggregator.model import Item, TopicRule
 from aggregator.normalize import normalize
 from aggregator.topics import DEFAULT_MAX_TAGS, normalise_label, tag_story, term_of
+from tests.conftest import make_item
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 NOW = datetime(2024, 12, 1, tzinfo=UTC)
@@ -28,23 +29,15 @@ def item(
     outlet: str = "Example Wire",
     author: str | None = None,
 ) -> Item:
-    return Item(
+    return make_item(
         id=f"test:{n}",
-        source="test",
         title=title,
-        url=None,
-        guid=None,
-        summary="",
         text=text,
-        content_html="",
         published=NOW,
-        updated=None,
         seen=NOW,
         author=author,
         outlet=outlet,
         tags=tags,
-        language="en",
-        fingerprint=str(n),
     )
 
 
