@@ -199,9 +199,9 @@ def _peak_mb() -> float:
 
 
 def _child(*args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, __file__, *args], capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{' '.join(args)} failed:\n{out.stderr}")
     return out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
 
 
