@@ -18,6 +18,7 @@ from pathlib import Path
 from .articles import read_article
 from .errors import ParseError
 from .model import Entry
+from .normalize import with_feed_language
 from .parse import parse_feed
 
 __all__ = ["ARTICLE_SUFFIXES", "FEED_SUFFIXES", "FolderRead", "folder_signature", "read_folder"]
@@ -93,7 +94,9 @@ def _read_file(path: Path, folder: Path, source: str) -> list[Entry]:
     data = path.read_bytes()
     is_feed = path.suffix.lower() in FEED_SUFFIXES or _FEED_START.match(data[:4096]) is not None
     if is_feed:
-        return list(parse_feed(data, source=source, origin=path.as_uri()).entries)
+        return list(
+            with_feed_language(parse_feed(data, source=source, origin=path.as_uri()).entries)
+        )
     mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
     entry = read_article(data, path=str(path), source=source, mtime=mtime)
     # An article file has no GUID or URL of its own: its place in the folder is

@@ -33,7 +33,7 @@ from .model import (
     Story,
     Updated,
 )
-from .normalize import detect_language, html_to_text, normalize
+from .normalize import normalize, with_feed_language
 from .parse import parse_feed
 from .politeness import Politeness, after_failure, after_success, due
 from .publish import FeedMeta, render, write_atomic
@@ -43,6 +43,7 @@ from .subscribe import all_sources
 from .topics import term_of
 
 __all__ = [
+    "MIN_TOPIC_STORIES",
     "TOPICS_DIR",
     "Outcome",
     "Progress",
@@ -56,6 +57,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TOPICS_DIR = "topics"  # beside the merged feed: <output dir>/topics/<term>.atom
+# A tag on one story is a tag; a topic, with a feed of its own, is what two or
+# more stories are about (or what the user listed in [[topics]]). On the dev
+# corpus 41 stories carry 206 tags: a feed for each was 90% of a refresh's
+# publishing time, and 200 files nobody subscribes to (bench/topics.py).
+MIN_TOPIC_STORIES = 2
 
 Progress = Callable[[int, int, Source], None]
 """Called after each source with (done, total, source)."""
@@ -237,21 +243,7 @@ def _read(source: Source, previous: SourceState, fetched: Outcome | None) -> _Re
         replace(e, outlet=source.name) if source.name and e.outlet == parsed.title else e
         for e in parsed.entries
     )
-    return _Read(_with_language(entries), fetched.validators, parsed.warnings)
-
-
-def _with_language(entries: tuple[Entry, ...]) -> tuple[Entry, ...]:
-    """Entries of a feed that declares no language get the language of the feed,
-    identified once from its headlines: a feed is written in one language, and
-    identifying it per item cost 0.4 ms an item (bench/fetch_scale.py)."""
-    if all(e.language for e in entries):
-        return entries
-    sample = "\n".join(html_to_text(e.title or "") for e in entries[:_LANGUAGE_ENTRIES])
-    language = detect_language(sample)
-    return tuple(e if e.language else replace(e, language=language) for e in entries)
-
-
-_LANGUAGE_ENTRIES = 20  # headlines enough to tell a feed's language
+    return _Read(with_feed_language(entries), fetched.validators, parsed.warnings)
 
 
 def feed_id(store: SQLiteStore, config: Config) -> str:
@@ -309,9 +301,17 @@ def _publish_topics(
     base: str | None,
     write: Callable[[Path, FeedMeta, Sequence[Story]], None],
 ) -> None:
-    """A feed per topic of the merged feed's stories; stale topic feeds go."""
+    """A feed per topic of the merged feed's stories that more than one story
+    shares, and per topic of the user's taxonomy; stale topic feeds go."""
     folder = config.output.path.parent / TOPICS_DIR
-    topics = {t.term: t for story in stories for t in story.topics}
+    counts = {topic.term: n for topic, n in store.topic_counts()}
+    chosen = {term_of(rule.name) for rule in config.topics}
+    topics = {
+        t.term: t
+        for story in stories
+        for t in story.topics
+        if t.term in chosen or counts.get(t.term, 0) >= MIN_TOPIC_STORIES
+    }
     for term, topic in sorted(topics.items()):
         path = folder / f"{term}.atom"
         meta = FeedMeta(

@@ -115,10 +115,14 @@ def write_atomic(path: Path, data: bytes) -> None:
     The bytes go to a temp file in the same directory (``os.replace`` is atomic
     only within one filesystem), are fsynced, then replace *path*. Missing
     parent directories are created; an existing file's permissions are kept.
+    A file that already holds *data* is left alone (no write, no new mtime).
 
     Raises:
         PublishError: naming *path*, when any step fails; no temp file is left.
     """
+    with contextlib.suppress(OSError):
+        if path.read_bytes() == data:
+            return  # unchanged: a reader's conditional request still matches
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

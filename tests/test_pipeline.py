@@ -193,7 +193,13 @@ def test_topic_feeds_are_written_valid_and_filters_apply(tmp_path, server):
     assert [e.title for e in weather.entries] == ["Storm closes coastal highway"]
     assert weather.feed.title == "Test feed: Weather"
     assert {t.term for t in weather.entries[0].tags} >= {"weather"}
+    store = open_store(config.database)
+    counts = {topic.term: n for topic, n in store.topic_counts()}
+    store.close()
+    assert any(n == 1 for n in counts.values())  # tags of one story alone...
     for path in sorted(topics.glob("*.atom")):
+        # ...get no feed: only the user's topics and those stories share do.
+        assert path.stem == "weather" or counts[path.stem] >= 2
         read_feed(path)
         validate(path)
     # The merged feed can leave a topic out, or keep only one.

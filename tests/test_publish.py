@@ -436,3 +436,14 @@ def test_shared_validator_empty_feed(tmp_path):
     path = tmp_path / "feed.atom"
     write_atomic(path, render([], META, NOW))
     assert validate(path, "--no-active-content") == "OK"
+
+
+def test_write_atomic_leaves_an_unchanged_file_alone(tmp_path):
+    path = tmp_path / "feed.atom"
+    write_atomic(path, b"<feed/>")
+    before = path.stat().st_mtime_ns
+    os.utime(path, ns=(before - 10**9, before - 10**9))
+    write_atomic(path, b"<feed/>")
+    assert path.stat().st_mtime_ns == before - 10**9  # not rewritten
+    write_atomic(path, b"<feed>new</feed>")
+    assert path.read_bytes() == b"<feed>new</feed>"
