@@ -115,7 +115,10 @@ def refresh(
         if source.url is not None and source.key not in fetched:
             results.append(SourceResult(source, Skipped(_why_not(states[source.key], now))))
         else:
-            results.append(refresh_source(config, store, source, now, fetched.get(source.key)))
+            # pop, not get: each body is let go once stored, not held to the end.
+            results.append(
+                refresh_source(config, store, source, now, fetched.pop(source.key, None))
+            )
         if progress:
             progress(n, len(todo), source)
     tag_stories(config, store, cluster_new_items(config, store, cache).stories)

@@ -75,7 +75,7 @@ class Store(Protocol):
 
     def save_source_state(self, key: str, state: SourceState) -> None: ...
 
-    def unclustered(self) -> list[Item]: ...
+    def unclustered(self, text_chars: int | None = None) -> list[Item]: ...
 
     def index_entries(self, since: datetime | None) -> list[str]:
         """The clusterer's index entries of the stories last dated at or after *since*."""
@@ -285,8 +285,17 @@ class SQLiteStore:
         params = [v for n, v in zip(names, values, strict=True) if n not in keep]
         db.execute(f"UPDATE items SET {sets} WHERE id = ?", (*params, item_id))
 
-    def unclustered(self) -> list[Item]:
-        rows = self._query(f"SELECT {ITEM_COLUMNS} FROM items WHERE story_id IS NULL")
+    def unclustered(self, text_chars: int | None = None) -> list[Item]:
+        """Items in no story yet. With *text_chars*, as much as the clusterer
+        reads: text cut there, no summary or HTML, so a first refresh of
+        thousands of feeds does not hold every article whole in memory."""
+        columns = ITEM_COLUMNS
+        if text_chars is not None:
+            columns = columns.replace(
+                " summary, text, content_html,",
+                f" '' AS summary, substr(text, 1, {int(text_chars)}) AS text, '' AS content_html,",
+            )
+        rows = self._query(f"SELECT {columns} FROM items WHERE story_id IS NULL")
         return [item_from_row(row) for row in rows]
 
     def _query_in(self, sql: str, values: Iterable[str]) -> Iterator[sqlite3.Row]:

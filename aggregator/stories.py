@@ -79,7 +79,9 @@ def cluster_new_items(
     config: Config, store: SQLiteStore, cache: ClusterCache | None = None
 ) -> Clustered:
     """Put every item not yet in a story into one."""
-    items = store.unclustered()
+    # The clusterer reads no more than text_chars of an item's text; a lead
+    # is elected on whether its text reaches _FULL_REPORT_CHARS, well below.
+    items = store.unclustered(text_chars=config.cluster.text_chars)
     if not items:
         return Clustered()
     settings = config.cluster
@@ -119,13 +121,19 @@ def cluster_new_items(
 def tag_stories(config: Config, store: SQLiteStore, story_ids: Sequence[str]) -> None:
     """Tag these stories anew from all their members: topics belong to the story,
     not to any one item."""
-    members: dict[str, list[Item]] = store.story_members(story_ids)
-    store.set_topics(
-        {
-            story_id: tag_story(items, config.topics, config.output.max_tags)
-            for story_id, items in members.items()
-        }
-    )
+    # In chunks: a first refresh of thousands of feeds changes thousands of
+    # stories, and their members need not all be in memory at once.
+    for start in range(0, len(story_ids), _TAG_CHUNK):
+        members: dict[str, list[Item]] = store.story_members(story_ids[start : start + _TAG_CHUNK])
+        store.set_topics(
+            {
+                story_id: tag_story(items, config.topics, config.output.max_tags)
+                for story_id, items in members.items()
+            }
+        )
+
+
+_TAG_CHUNK = 500
 
 
 def _story_row(signature: Signature, dates: list[datetime], index_keys: int) -> StoryRow:
