@@ -75,7 +75,11 @@ class Store(Protocol):
 
     def save_source_state(self, key: str, state: SourceState) -> None: ...
 
-    def unclustered(self, text_chars: int | None = None) -> list[Item]: ...
+    def unclustered(
+        self, text_chars: int | None = None, limit: int | None = None
+    ) -> list[Item]: ...
+
+    def unclustered_span(self) -> tuple[datetime | None, bool]: ...
 
     def index_entries(self, since: datetime | None) -> list[str]:
         """The clusterer's index entries of the stories last dated at or after *since*."""
@@ -285,18 +289,29 @@ class SQLiteStore:
         params = [v for n, v in zip(names, values, strict=True) if n not in keep]
         db.execute(f"UPDATE items SET {sets} WHERE id = ?", (*params, item_id))
 
-    def unclustered(self, text_chars: int | None = None) -> list[Item]:
-        """Items in no story yet. With *text_chars*, as much as the clusterer
-        reads: text cut there, no summary or HTML, so a first refresh of
-        thousands of feeds does not hold every article whole in memory."""
+    def unclustered(self, text_chars: int | None = None, limit: int | None = None) -> list[Item]:
+        """Items in no story yet, in publication order (dated by date, then
+        undated; ties by id), at most *limit* of them. With *text_chars*, as
+        much as the clusterer reads: text cut there, no summary or HTML."""
         columns = ITEM_COLUMNS
         if text_chars is not None:
-            columns = columns.replace(
-                " summary, text, content_html,",
-                f" '' AS summary, substr(text, 1, {int(text_chars)}) AS text, '' AS content_html,",
+            light = (
+                f"'' AS summary, substr(text, 1, {int(text_chars)}) AS text, '' AS content_html,"
             )
-        rows = self._query(f"SELECT {columns} FROM items WHERE story_id IS NULL")
+            columns = columns.replace(" summary, text, content_html,", f" {light}")
+        rows = self._query(
+            f"SELECT {columns} FROM items WHERE story_id IS NULL"
+            " ORDER BY published IS NULL, published, id LIMIT ?",
+            (-1 if limit is None else limit,),
+        )
         return [item_from_row(row) for row in rows]
+
+    def unclustered_span(self) -> tuple[datetime | None, bool]:
+        """The oldest publication date among items in no story, and whether any is undated."""
+        row = self._query(
+            "SELECT min(published), count(*) - count(published) FROM items WHERE story_id IS NULL"
+        )[0]
+        return from_iso(row[0]), bool(row[1])
 
     def _query_in(self, sql: str, values: Iterable[str]) -> Iterator[sqlite3.Row]:
         """Run *sql*, whose ``IN ({})`` takes *values*, in chunks under SQLite's

@@ -20,7 +20,14 @@ from .store import SQLiteStore, StoryRow
 from .story_index import Loader
 from .topics import tag_story
 
-__all__ = ["ClusterCache", "Clustered", "cluster_new_items", "load_clusterer", "tag_stories"]
+__all__ = [
+    "BATCH",
+    "ClusterCache",
+    "Clustered",
+    "cluster_new_items",
+    "load_clusterer",
+    "tag_stories",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,18 +85,41 @@ def _loader(store: SQLiteStore) -> Loader:
 def cluster_new_items(
     config: Config, store: SQLiteStore, cache: ClusterCache | None = None
 ) -> Clustered:
-    """Put every item not yet in a story into one."""
-    # The clusterer reads no more than text_chars of an item's text; a lead
-    # is elected on whether its text reaches _FULL_REPORT_CHARS, well below.
-    items = store.unclustered(text_chars=config.cluster.text_chars)
-    if not items:
+    """Put every item not yet in a story into one.
+
+    Items go in publication order, ``BATCH`` at a time through one clusterer,
+    each batch saved in one transaction: a first refresh of thousands of feeds
+    never holds them all in memory, and clusters them as one batch would.
+    """
+    oldest, undated = store.unclustered_span()
+    if oldest is None and not undated:
         return Clustered()
-    settings = config.cluster
-    dated = [i.published for i in items if i.published is not None]
     # Only stories within the window of this batch can take its items; an
     # undated item may join a story of any date, so then every story is a candidate.
-    since = min(dated) - settings.window if dated and len(dated) == len(items) else None
+    since = oldest - config.cluster.window if oldest and not undated else None
     clusterer = cache.get(store, config, since) if cache else load_clusterer(store, config, since)
+    placed = 0
+    changed: dict[str, None] = {}  # ordered, without repeats
+    # The clusterer reads no more than text_chars of an item's text; a lead
+    # is elected on whether its text reaches _FULL_REPORT_CHARS, well below.
+    while items := store.unclustered(text_chars=config.cluster.text_chars, limit=BATCH):
+        changed.update(dict.fromkeys(_cluster_batch(config, store, clusterer, items, cache)))
+        placed += len(items)
+    return Clustered(placed, tuple(changed))
+
+
+# Items clustered and saved at a time: memory stays flat however many arrive.
+BATCH = 2000
+
+
+def _cluster_batch(
+    config: Config,
+    store: SQLiteStore,
+    clusterer: Clusterer,
+    items: list[Item],
+    cache: ClusterCache | None,
+) -> list[str]:
+    """Cluster *items* and save the stories they changed; returns those ids."""
     assignments = clusterer.add_batch(items)
     # A later item may bridge two stories: follow each merge to the survivor.
     survivor = {old: a.story_id for a in assignments for old in a.merged}
@@ -110,12 +140,12 @@ def cluster_new_items(
     by_id = {i.id: i for i in items}
     for item_id, story_id in placed:
         dates[story_id] += [by_id[item_id].date, by_id[item_id].last_modified]
-    rows = [_story_row(s, dates[s.story_id], settings.index_keys) for s in changed]
+    rows = [_story_row(s, dates[s.story_id], config.cluster.index_keys) for s in changed]
     generation = store.save_clusters(placed, rows, [(old, resolve(old)) for old in survivor])
     clusterer.forget_changes()
     if cache:
         cache.generation = generation
-    return Clustered(len(placed), tuple(row.id for row in rows))
+    return [row.id for row in rows]
 
 
 def tag_stories(config: Config, store: SQLiteStore, story_ids: Sequence[str]) -> None:

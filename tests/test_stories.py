@@ -86,3 +86,23 @@ def test_a_write_by_another_process_invalidates_the_kept_clusterer(tmp_path):
     finally:
         daemon.close()
         other.close()
+
+
+def test_batches_cluster_as_one_batch_would(tmp_path, monkeypatch):
+    from aggregator import stories
+
+    config = load_config(write_config(tmp_path, ""))
+    one, many = open_store(tmp_path / "one.sqlite"), open_store(tmp_path / "many.sqlite")
+    try:
+        reports = [item(0), item(2, hours=1), item(1, "other", hours=3)]
+        for store in (one, many):
+            store.update_source("mixed", reports, SourceState())
+        assert cluster_new_items(config, one).placed == 3
+        monkeypatch.setattr(stories, "BATCH", 1)
+        clustered = cluster_new_items(config, many)
+        assert clustered.placed == 3 and len(clustered.stories) == 2
+        assert groups(one) == groups(many)
+        assert {s.id for s in one.stories(9)} == {s.id for s in many.stories(9)}
+    finally:
+        one.close()
+        many.close()
