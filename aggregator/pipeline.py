@@ -176,11 +176,10 @@ def refresh_source(
         if source.url is not None and fetched is None:
             request = _request(source, previous)
             fetched = fetch_all([request], limits(config))[source.key]
-        if isinstance(fetched, FetchError):
-            attempt = replace(attempt, politeness=_after(previous, now, fetched, source))
-            raise fetched
         if fetched is not None:
             attempt = replace(attempt, politeness=_after(previous, now, fetched, source))
+        if isinstance(fetched, FetchError):
+            raise fetched
         read = _read(source, previous, fetched)
         if read is None:
             store.save_source_state(
