@@ -76,6 +76,12 @@ class FeedServer:
     def hits(self, path: str) -> int:
         return sum(1 for p, _ in self.requests if p == path)
 
+    def hold(self, route: Route) -> None:
+        """Wait out a route's delay, in small steps so shutting down is not held up."""
+        deadline = time.monotonic() + route.delay
+        while time.monotonic() < deadline and not self.stopping.is_set():
+            self.stopping.wait(0.05)
+
     def answer(self, handler: BaseHTTPRequestHandler, route: Route) -> None:
         if route.etag and handler.headers.get("If-None-Match") == route.etag:
             handler.send_response(304)
@@ -95,10 +101,7 @@ class FeedServer:
             handler.send_header(name, value)
         handler.end_headers()
         if route.delay:
-            # Wait in small steps so shutting the server down is not held up.
-            deadline = time.monotonic() + route.delay
-            while time.monotonic() < deadline and not self.stopping.is_set():
-                self.stopping.wait(0.05)
+            self.hold(route)
         try:
             handler.wfile.write(body)
             handler.wfile.flush()

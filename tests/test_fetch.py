@@ -292,7 +292,13 @@ def other_server() -> Iterator[FeedServer]:
 
 
 class InFlight:
-    """Counts the requests a server is answering at once, per server and in all."""
+    """Counts the requests a server is holding open at once, per server and in all.
+
+    A request counts while its answer waits out the route's delay: that
+    starts after the client has taken its slot and ends before the body is
+    written, so the count can never see one request ending and the next
+    beginning at once, whatever the threads' timing.
+    """
 
     def __init__(self, *servers: FeedServer) -> None:
         self.lock = threading.Lock()
@@ -301,17 +307,17 @@ class InFlight:
         self.total = self.peak_total = 0
         for n, server in enumerate(servers):
             self.now[n] = self.peak[n] = 0
-            server.answer = self.wrap(n, server.answer)  # type: ignore[method-assign,assignment]
+            server.hold = self.wrap(n, server.hold)  # type: ignore[method-assign]
 
-    def wrap(self, n: int, answer: Callable[[Any, Route], None]) -> Callable[[Any, Route], None]:
-        def counted(handler: Any, route: Route) -> None:
+    def wrap(self, n: int, hold: Callable[[Route], None]) -> Callable[[Route], None]:
+        def counted(route: Route) -> None:
             with self.lock:
                 self.now[n] += 1
                 self.total += 1
                 self.peak[n] = max(self.peak[n], self.now[n])
                 self.peak_total = max(self.peak_total, self.total)
             try:
-                answer(handler, route)
+                hold(route)
             finally:
                 with self.lock:
                     self.now[n] -= 1
