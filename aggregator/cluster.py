@@ -193,10 +193,12 @@ class Clusterer:
         f = _features(item, self.settings)
         when = _when(item)
         matches: list[tuple[float, Signature]] = []
-        for entry in self._index.candidates(f.terms, f.entities, self.settings.candidates):
-            if not entry.in_window(when, self.settings.window):
-                continue
-            sig = self._index.signature(entry.story_id)
+        window = self.settings.window
+        found = self._index.candidates(f.terms, f.entities, self.settings.candidates)
+        candidates = [e.story_id for e in found if e.in_window(when, window)]
+        self._index.prefetch(candidates)
+        for candidate in candidates:
+            sig = self._index.signature(candidate)
             *parts, score = _score(f, sig, self.settings.weights)
             bar = _bar(self.settings, (when is None) == (sig.first is None))
             if score >= bar and _floors_met(parts, self.settings):

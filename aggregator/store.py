@@ -85,7 +85,7 @@ class Store(Protocol):
         """The clusterer's index entries of the stories last dated at or after *since*."""
         ...
 
-    def signature(self, story_id: str) -> bytes: ...
+    def signatures(self, story_ids: Iterable[str]) -> dict[str, bytes]: ...
 
     def story_rows(self, story_ids: Iterable[str]) -> dict[str, StoryRow]: ...
 
@@ -345,11 +345,10 @@ class SQLiteStore:
         where, params = ("WHERE last >= ?", (to_iso(since),)) if since else ("", ())
         return [row[0] for row in self._query(f"SELECT entry FROM stories {where}", params)]
 
-    def signature(self, story_id: str) -> bytes:
-        rows = self._query("SELECT signature FROM stories WHERE id = ?", (story_id,))
-        if not rows:
-            raise StorageError(str(self.path), f"no story {story_id}")
-        return bytes(rows[0][0])
+    def signatures(self, story_ids: Iterable[str]) -> dict[str, bytes]:
+        """The stored signatures of these stories (those that exist)."""
+        sql = "SELECT id, signature FROM stories WHERE id IN ({})"
+        return {row[0]: bytes(row[1]) for row in self._query_in(sql, story_ids)}
 
     def save_clusters(
         self,

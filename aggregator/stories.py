@@ -79,7 +79,12 @@ def load_clusterer(store: SQLiteStore, config: Config, since: datetime | None) -
 
 
 def _loader(store: SQLiteStore) -> Loader:
-    return lambda story_id: Signature.from_bytes(store.signature(story_id))
+    def load(story_ids: Sequence[str]) -> dict[str, Signature]:
+        return {
+            sid: Signature.from_bytes(data) for sid, data in store.signatures(story_ids).items()
+        }
+
+    return load
 
 
 def cluster_new_items(

@@ -13,7 +13,7 @@ import json
 import math
 import sys
 from array import array
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import repeat
@@ -131,12 +131,48 @@ class Signature:
         )
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+        """Lines of tab-separated fields: a header, then each vector as its
+        norm, its float32 weights in hex and its keys. Keys never hold a tab or
+        a newline (features._TOKEN). Decoding is a few C calls: four times
+        faster than the JSON of ``to_dict`` (bench/cluster_scale.py)."""
+        first = self.first.isoformat() if self.first else ""
+        last = self.last.isoformat() if self.last else ""
+        kind, score = self.lead_rank
+        header = (_FORMAT, self.story_id, first, last, str(self.count), self.lead or "")
+        lines = [_SEP.join((*header, str(kind), repr(score)))]
+        for vector in (self.terms, self.entities, self.title):
+            lines.append(_SEP.join((repr(vector.norm), vector.weights.hex(), *vector.keys)))
+        return "\n".join(lines).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Signature:
         """Raises: ValueError (or a subclass) on bytes not made by ``to_bytes``."""
-        return cls.from_dict(json.loads(data))
+        if data[:1] == b"{":  # JSON, as versions up to 0.1 wrote it
+            return cls.from_dict(json.loads(data))
+        head, *vectors = data.decode().split("\n")
+        form, story_id, first, last, count, lead, kind, score = head.split(_SEP)
+        if form != _FORMAT or len(vectors) != 3:
+            raise ValueError(f"not a story signature: {data[:40]!r}")
+        terms, entities, title = (_vector(line) for line in vectors)
+        return cls(
+            story_id,
+            datetime.fromisoformat(first) if first else None,
+            datetime.fromisoformat(last) if last else None,
+            int(count),
+            terms,
+            entities,
+            title,
+            lead or None,
+            (int(kind), float(score)),
+        )
+
+
+_FORMAT = "sig2"
+
+
+def _vector(line: str) -> SparseVector:
+    norm, weights, *keys = line.split(_SEP)
+    return SparseVector(tuple(keys), bytes.fromhex(weights), float(norm))
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +220,8 @@ class IndexEntry:
 _SEP = "\t"
 _ENTITY = "#"
 
-Loader = Callable[[str], Signature]
+Loader = Callable[[Sequence[str]], Mapping[str, Signature]]
+"""Reads the stored signatures of these story ids, all in one go."""
 
 
 class StoryIndex:
@@ -238,10 +275,20 @@ class StoryIndex:
     def signature(self, story_id: str) -> Signature:
         found = self._signatures.get(story_id)
         if found is None:
-            if self.load is None or story_id not in self.entries:
+            self.prefetch((story_id,))
+            found = self._signatures.get(story_id)
+            if found is None:
                 raise KeyError(story_id)
-            found = self._signatures[story_id] = self.load(story_id)
         return found
+
+    def prefetch(self, story_ids: Iterable[str]) -> None:
+        """Read the signatures of these stories that are not yet in memory at
+        once: a query per story was a tenth of a cold batch's time."""
+        if self.load is None:
+            return
+        missing = [s for s in story_ids if s not in self._signatures and s in self.entries]
+        if missing:
+            self._signatures.update(self.load(missing))
 
     def remove(self, story_id: str) -> None:
         del self.entries[story_id]

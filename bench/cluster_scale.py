@@ -175,7 +175,9 @@ def measure(work: Path) -> dict[str, float]:
     alone = sum(sizes[story[i]] == 1 for i in truth["fresh"])
     # Warm: the window's stories already in memory, as a long-running process keeps them.
     ids = [e.split("\t", 1)[0] for e in store.index_entries(since)]
-    clusterer = Clusterer(config.cluster, [Signature.from_bytes(store.signature(i)) for i in ids])
+    clusterer = Clusterer(
+        config.cluster, [Signature.from_bytes(b) for b in store.signatures(ids).values()]
+    )
     store.close()
     with open(work / "warm.pickle", "rb") as f:
         warm_items = pickle.load(f)

@@ -6,7 +6,9 @@ IS_DUPLICATE_DATA; eval-corpus scores live in bench/cluster_direct.py.
 
 from __future__ import annotations
 
+import json
 import random
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -276,9 +278,9 @@ def test_index_entries_with_lazy_signatures_decide_the_same():
     ]
     loaded: list[str] = []
 
-    def load(story_id: str) -> Signature:
-        loaded.append(story_id)
-        return Signature.from_bytes(blobs[story_id])
+    def load(story_ids: Sequence[str]) -> dict[str, Signature]:
+        loaded.extend(story_ids)
+        return {sid: Signature.from_bytes(blobs[sid]) for sid in story_ids}
 
     rebuilt = Clusterer(SETTINGS, entries=entries, load=load)
     assert rebuilt.add_batch(items[6:]) == live.add_batch(items[6:])
@@ -362,3 +364,16 @@ def test_lead_prefers_a_full_report_with_a_link():
 def test_settings_reject_bad_weights():
     with pytest.raises(ValueError):
         ClusterSettings(weights=(0.5, 0.5, 0.5))
+
+
+def test_signatures_round_trip_through_bytes_and_read_the_old_json():
+    clusterer = Clusterer(SETTINGS)
+    clusterer.add_batch(stream())
+    for sig in clusterer.changed():
+        assert Signature.from_bytes(sig.to_bytes()) == sig
+        legacy = json.dumps(sig.to_dict(), separators=(",", ":")).encode()
+        assert Signature.from_bytes(legacy) == sig
+    empty = Signature("urn:uuid:x", None, None, 0)  # undated, no lead, no vectors
+    assert Signature.from_bytes(empty.to_bytes()) == empty
+    with pytest.raises(ValueError):
+        Signature.from_bytes(b"not a signature")

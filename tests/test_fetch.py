@@ -7,7 +7,6 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from email.utils import formatdate
-from typing import Any
 
 import pytest
 

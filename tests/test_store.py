@@ -149,7 +149,7 @@ def test_clusters_stories_and_merges(store):
     assert [m.id for m in stories[0].members] == [a.id, b.id]
     assert sorted(store.index_entries(None)) == ["entry1", "entry2"]
     assert store.index_entries(NOW + timedelta(minutes=30)) == ["entry1"]
-    assert store.signature("story-2") == b"sig2"
+    assert store.signatures(["story-2", "nothing"]) == {"story-2": b"sig2"}
     assert store.story_rows(["story-1", "nothing"]) == {"story-1": rows[0]}
     # story-2 is folded into story-1: its items move, its row goes.
     store.save_clusters([], [replace(rows[0], signature=b"sig3")], [("story-2", "story-1")])
