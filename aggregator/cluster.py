@@ -162,8 +162,12 @@ def _floors_met(parts: Sequence[float], settings: ClusterSettings) -> bool:
 
 
 def _score(f: Features, sig: Signature, weights: tuple[float, float, float]) -> tuple[float, ...]:
-    parts = (sig.terms.cosine(f.terms), sig.entities.cosine(f.entities), sig.title.cosine(f.title))
-    return (*parts, sum(w * p for w, p in zip(weights, parts, strict=True)))
+    terms, entities, title = (
+        sig.terms.cosine(f.terms),
+        sig.entities.cosine(f.entities),
+        sig.title.cosine(f.title),
+    )
+    return terms, entities, title, weights[0] * terms + weights[1] * entities + weights[2] * title
 
 
 class Clusterer:
@@ -182,8 +186,7 @@ class Clusterer:
         self.settings = settings
         self._index = StoryIndex(settings.index_keys, settings.posting_scan, load)
         # Oldest first, so each posting list ends with its newest stories.
-        for entry in sorted(entries, key=_age):
-            self._index.put_entry(entry)
+        self._index.load_entries(sorted(entries, key=_age))
         for sig in sorted(signatures, key=_age):
             self._index.put(sig)
         self._changed: dict[str, None] = {}
@@ -265,14 +268,16 @@ class Clusterer:
         if when is not None:
             first = min(first, when) if first else when
             last = max(last, when) if last else when
-        return replace(
-            sig,
-            first=first,
-            last=last,
-            count=sig.count + 1,
-            terms=sig.terms.plus(f.terms, keep),
-            entities=sig.entities.plus(f.entities, keep),
-            title=sig.title.plus(f.title, keep // 2),
+        return Signature(
+            sig.story_id,
+            first,
+            last,
+            sig.count + 1,
+            sig.terms.plus(f.terms, keep),
+            sig.entities.plus(f.entities, keep),
+            sig.title.plus(f.title, keep // 2),
+            sig.lead,
+            sig.lead_rank,
         )
 
     def _combine(self, a: Signature, b: Signature) -> Signature:

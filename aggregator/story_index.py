@@ -16,7 +16,7 @@ from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import repeat
+from itertools import islice, repeat
 from operator import itemgetter, mul
 from typing import Any
 
@@ -256,6 +256,25 @@ class StoryIndex:
         self._signatures[signature.story_id] = signature
         self.put_entry(IndexEntry.of(signature, self._index_keys))
 
+    def load_entries(self, entries: Iterable[IndexEntry]) -> None:
+        """Add stored stories, oldest first, to an empty index: ``put_entry``
+        without its checks, as this is the whole of a cold start's loading."""
+        if self.entries:
+            raise ValueError("load_entries needs an empty index")
+        postings = self._postings
+        ids = self._ids
+        for number, entry in enumerate(entries):
+            sid = entry.story_id
+            self.entries[sid] = entry
+            self._numbers[sid] = number
+            ids.append(sid)
+            for key in entry.keys:
+                found = postings.get(key)
+                if found is None:
+                    postings[key] = [number]
+                else:
+                    found.append(number)
+
     def put_entry(self, entry: IndexEntry) -> None:
         """Add or replace a story by its entry; its signature comes from *load*."""
         sid = entry.story_id
@@ -299,8 +318,8 @@ class StoryIndex:
     def candidates(self, terms: Vector, entities: Vector, limit: int) -> list[IndexEntry]:
         """Stories sharing the most weight of the item's salient keys, best first."""
         hits: dict[int, float] = {}
-        keys = list(terms.items())[: self._index_keys]
-        keys += [(_ENTITY + k, w) for k, w in list(entities.items())[: self._index_keys // 2]]
+        keys = list(islice(terms.items(), self._index_keys))
+        keys += [(_ENTITY + k, w) for k, w in islice(entities.items(), self._index_keys // 2)]
         for key, weight in keys:
             postings = self._postings.get(key)
             if not postings:
