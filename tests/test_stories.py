@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime, timedelta
 
+from aggregator import stories
 from aggregator.config import load_config
 from aggregator.model import Entry
 from aggregator.normalize import normalize
@@ -106,3 +108,32 @@ def test_batches_cluster_as_one_batch_would(tmp_path, monkeypatch):
     finally:
         one.close()
         many.close()
+
+
+def test_the_cycle_collector_is_paused_only_while_clustering(tmp_path, monkeypatch):
+    config = load_config(write_config(tmp_path, ""))
+    store = open_store(tmp_path / "a.sqlite")
+    seen: list[bool] = []
+    real = stories._cluster_batch
+
+    def spy(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stories, "_cluster_batch", spy)
+    try:
+        store.update_source("feed", [item(0), item(1, hours=1)], SourceState())
+        assert gc.isenabled()
+        assert cluster_new_items(config, store).placed == 2
+        assert seen == [False]
+        assert gc.isenabled()
+        # A caller that had it off finds it off.
+        store.update_source("feed", [item(2, hours=2)], SourceState())
+        gc.disable()
+        try:
+            cluster_new_items(config, store)
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    finally:
+        store.close()
