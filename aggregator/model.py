@@ -90,6 +90,9 @@ class Entry:
     outlet: str | None = None
     tags: tuple[str, ...] = ()
     language: str | None = None
+    # The absolute URL that relative links in summary and content resolve
+    # against (the feed's xml:base or final URL); None leaves them as written.
+    base: str | None = None
 
     def __post_init__(self) -> None:
         check_utc("published", self.published)

@@ -98,14 +98,21 @@ def canonical_url(url: str) -> str:
     return urlunsplit((scheme, netloc, path, urlencode(query, doseq=True), ""))
 
 
-def sanitize_html(fragment: str) -> str:
+def sanitize_html(fragment: str, base: str | None = None) -> str:
     """An allow-list clean: no script, style, iframe, ``on*=`` or ``javascript:``.
 
-    Plain text (no tags) is escaped and split into paragraphs.
+    Relative links (``href``, ``src``) resolve against *base* when it is an
+    absolute http(s) URL. Plain text (no tags) is escaped and split into
+    paragraphs.
     """
     if not _LOOKS_HTML.search(fragment):
         paragraphs = [p.strip() for p in _BLANK_LINES.split(html.unescape(fragment).strip())]
         return "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs if p)
+    if base and urlsplit(base).scheme in _DEFAULT_PORTS:
+        try:
+            return nh3.clean(fragment, url_relative=("rewrite_with_base", base)).strip()
+        except ValueError:  # a base that ammonia cannot parse: leave links as written
+            pass
     return nh3.clean(fragment).strip()
 
 
@@ -151,7 +158,7 @@ def normalize(entry: Entry, seen: datetime) -> Item:
         guid=entry.guid,
         summary=_shorten(summary_text, SUMMARY_CHARS),
         text=text,
-        content_html=sanitize_html(body) if body else "",
+        content_html=sanitize_html(body, entry.base) if body else "",
         published=entry.published,
         updated=entry.updated,
         seen=seen,

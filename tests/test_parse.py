@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.errors import ParseError
+from aggregator.normalize import normalize
 from aggregator.parse import parse_feed
 
 DATA = Path(__file__).parent / "data" / "feeds"
 CASES = sorted(p for p in DATA.iterdir() if p.suffix != ".json")
 ORIGIN = "https://feeds.example.org/feed.xml"
+NOW = datetime(2024, 1, 2, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.name for p in CASES])
@@ -45,6 +48,32 @@ def test_relative_links_resolve_against_the_final_url():
     )
     parsed = parse_feed(data, source="s", origin="https://moved.example.org/feeds/main.xml")
     assert parsed.entries[0].link == "https://moved.example.org/x"
+
+
+def test_relative_links_inside_html_resolve_once_sanitised():
+    data = (
+        b"<rss version='2.0'><channel><title>t</title><item><title>a</title>"
+        b"<description>&lt;p&gt;See &lt;a href='/story/1'&gt;this&lt;/a&gt; "
+        b"&lt;img src='pics/1.jpg'&gt;&lt;/p&gt;</description></item></channel></rss>"
+    )
+    origin = "https://moved.example.org/feeds/main.xml"
+    (entry,) = parse_feed(data, source="s", origin=origin).entries
+    assert entry.base == origin
+    html = normalize(entry, NOW).content_html
+    assert 'href="https://moved.example.org/story/1"' in html
+    assert 'src="https://moved.example.org/feeds/pics/1.jpg"' in html
+
+
+def test_xml_base_wins_over_the_final_url():
+    data = (
+        b"<feed xmlns='http://www.w3.org/2005/Atom' xml:base='https://base.example.org/news/'>"
+        b"<title>t</title><id>urn:x</id><updated>2024-01-01T00:00:00Z</updated>"
+        b"<entry><title>a</title><id>urn:a</id><updated>2024-01-01T00:00:00Z</updated>"
+        b"<content type='html'>&lt;a href='a.html'&gt;more&lt;/a&gt;</content></entry></feed>"
+    )
+    (entry,) = parse_feed(data, source="s", origin="https://feeds.example.org/x").entries
+    html = normalize(entry, NOW).content_html
+    assert 'href="https://base.example.org/news/a.html"' in html
 
 
 def test_content_encoding_header_is_ignored():
