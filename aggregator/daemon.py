@@ -31,7 +31,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -50,12 +50,16 @@ from .server import FeedServer, site_for, start_server
 from .store import open_store
 from .subscribe import all_sources
 
-__all__ = ["IDLE_EXIT", "MAX_JITTER", "STOP_GRACE", "Daemon", "run"]
+__all__ = ["IDLE_EXIT", "MAX_JITTER", "STOP_GRACE", "SUBSCRIPTIONS_POLL", "Daemon", "run"]
 
 log = logging.getLogger(__name__)
 
 # Seconds either side of each scheduled run: a tenth of the interval, at most this.
 MAX_JITTER = 300.0
+# Seconds between looks at the subscriptions in the state, so that a feed
+# added (or removed) with ``aggregator add`` while the daemon runs is picked
+# up without a restart. A look is one small query: idle cost stays ~0.1%.
+SUBSCRIPTIONS_POLL = 5.0
 # watchfiles yields a burst once no change came for STEP ms, or after DEBOUNCE ms at
 # the latest, so a folder change reaches the worker within about a second.
 WATCH_DEBOUNCE_MS = 1000
@@ -222,27 +226,51 @@ class Daemon:
 
     def _schedule(self) -> BackgroundScheduler:
         scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(2)})
-        now = datetime.now(UTC)
         for source in self.sources:
-            seconds = source.interval.total_seconds()
-            # The first run comes between half an interval and a whole one after the
-            # start (which refreshed everything): sources spread out and stay spread.
-            first = now + source.interval * random.uniform(0.5, 1.0)
-            jitter = min(seconds / 10, MAX_JITTER)
-            scheduler.add_job(
-                self.request,
-                IntervalTrigger(seconds=seconds, start_date=first, timezone=UTC, jitter=jitter),
-                args=[(source.key,)],
-                id=f"refresh:{source.key}",
-                name=f"refresh {source.label}",
-                max_instances=1,
-                coalesce=True,
-                # After a sleep the missed runs coalesce into the latest, which is
-                # less than one interval late: it runs, once.
-                misfire_grace_time=max(1, int(seconds)),
-            )
+            _add_job(scheduler, source, self.request)
+        scheduler.add_job(
+            self._sync_sources,
+            IntervalTrigger(seconds=SUBSCRIPTIONS_POLL, timezone=UTC),
+            id="subscriptions",
+            name="look for added or removed subscriptions",
+            max_instances=1,
+            coalesce=True,
+        )
         scheduler.start()
         return scheduler
+
+    def _sync_sources(self) -> None:
+        """Schedule the feeds added since the last look, and refresh them now;
+        unschedule the removed ones. The config's own sources never change."""
+        store = open_store(self.config.database)
+        try:
+            current = all_sources(self.config, store)
+        finally:
+            store.close()
+        known = {s.key for s in self.sources}
+        added = [s for s in current if s.key not in known]
+        removed = [s for s in self.sources if s.key not in {c.key for c in current}]
+        if not added and not removed:
+            return
+        with self._lock:
+            self.sources = current
+            for source in removed:
+                self._sources.pop(source.key, None)
+                self._failing.pop(source.label, None)
+            for source in added:
+                self._sources[source.key] = "pending"
+        scheduler = self._scheduler
+        for source in removed:
+            log.info("subscriptions: %s removed; no longer refreshed", source.label)
+            if scheduler is not None and scheduler.get_job(f"refresh:{source.key}"):
+                scheduler.remove_job(f"refresh:{source.key}")
+        for source in added:
+            log.info("subscriptions: %s added; refreshing it now", source.label)
+            if scheduler is not None:
+                _add_job(scheduler, source, self.request)
+        if self._server is not None:
+            self._server.serve(site_for(self.config, self.health, current))
+        self.request(s.key for s in added)
 
     def _folders(self) -> dict[Path, list[Source]]:
         folders: dict[Path, list[Source]] = {}
@@ -296,6 +324,29 @@ class Daemon:
                 )
             if inside:
                 self.request(s.key for s in sources)
+
+
+def _add_job(
+    scheduler: BackgroundScheduler, source: Source, request: Callable[[Iterable[str]], None]
+) -> None:
+    """Ask for *source* every interval, give or take the jitter."""
+    seconds = source.interval.total_seconds()
+    # The first run comes between half an interval and a whole one from now
+    # (the start, or the add, refreshed it): sources spread out and stay spread.
+    first = datetime.now(UTC) + source.interval * random.uniform(0.5, 1.0)
+    jitter = min(seconds / 10, MAX_JITTER)
+    scheduler.add_job(
+        request,
+        IntervalTrigger(seconds=seconds, start_date=first, timezone=UTC, jitter=jitter),
+        args=[(source.key,)],
+        id=f"refresh:{source.key}",
+        name=f"refresh {source.label}",
+        max_instances=1,
+        coalesce=True,
+        # After a sleep the missed runs coalesce into the latest, which is
+        # less than one interval late: it runs, once.
+        misfire_grace_time=max(1, int(seconds)),
+    )
 
 
 def _state(result: SourceResult) -> str:

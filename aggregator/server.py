@@ -98,7 +98,7 @@ class _Response:
 class FeedServer:
     """A running server: ``url`` is where it listens, ``close()`` stops it."""
 
-    def __init__(self, httpd: ThreadingHTTPServer, thread: threading.Thread) -> None:
+    def __init__(self, httpd: _HTTPServer, thread: threading.Thread) -> None:
         self._httpd = httpd
         self._thread = thread
 
@@ -110,6 +110,10 @@ class FeedServer:
     def url(self) -> str:
         host = str(self._httpd.server_address[0])
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    def serve(self, site: Site) -> None:
+        """Serve *site* from now on (requests in flight finish with the old one)."""
+        self._httpd.site = site
 
     def close(self) -> None:
         """Stop accepting requests and close the socket (requests in flight may finish)."""

@@ -235,6 +235,44 @@ def test_each_source_is_refreshed_on_its_interval(tmp_path, start, server: FeedS
     assert daemon.stop()[0] == 0
 
 
+def test_feeds_added_and_removed_while_it_runs_are_picked_up(tmp_path, start, server: FeedServer):
+    server.routes["/feed.xml"] = Route(
+        rss(
+            "Wire",
+            [{"title": "Ferry service resumes", "guid": "f1", "link": "https://w.example/f"}],
+        )
+    )
+    config, _ = folder_config(tmp_path)
+    daemon = start(config)
+    daemon.wait_refreshed()
+    url = server.url("/feed.xml")
+
+    def cli(*args: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "aggregator", *args, "--config", str(config)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+
+    cli("add", url)
+    # Within a look at the subscriptions (SUBSCRIPTIONS_POLL) and one refresh.
+    wait_for(lambda: b"Ferry service resumes" in daemon.feed(), 20, "the added feed's story")
+    assert url in daemon.http.get("/opml").text
+    assert daemon.health()["sources"]["total"] == 2  # type: ignore[index]
+    assert "subscriptions: Wire added; refreshing it now" in daemon.log()
+
+    cli("remove", url)
+    wait_for(lambda: url not in daemon.http.get("/opml").text, 20, "the feed to leave the OPML")
+    assert daemon.health()["sources"]["total"] == 1  # type: ignore[index]
+    fetches = server.hits("/feed.xml")
+    assert "subscriptions: Wire removed; no longer refreshed" in daemon.log()
+    assert daemon.stop()[0] == 0
+    assert server.hits("/feed.xml") == fetches
+
+
 def wal_state(config: Path) -> tuple[int, int] | None:
     """When the state database's write-ahead log last changed, and its size."""
     try:
