@@ -1,0 +1,164 @@
+"""plain_feed.py: the fast reader gives exactly what feedparser gives, or steps aside."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from aggregator.errors import ParseError
+from aggregator.parse import ParsedFeed, parse_feed
+from aggregator.plain_feed import read_plain
+from tests.conftest import SHARED, rss
+
+ORIGIN = "https://feeds.example.org/news/feed.xml"
+CORPUS = SHARED / "corpus" / "wild-feeds"
+
+
+def both(
+    data: bytes, headers: dict[str, str] | None = None, origin: str = ORIGIN
+) -> tuple[object, object]:
+    """What parse_feed gives with the plain reader and with feedparser alone."""
+    results = []
+    for plain in (True, False):
+        try:
+            results.append(
+                parse_feed(data, source="s", origin=origin, headers=headers, plain=plain)
+            )
+        except ParseError as exc:
+            results.append(type(exc))
+    return results[0], results[1]
+
+
+def plain_reads(data: bytes, headers: dict[str, str] | None = None, origin: str = ORIGIN) -> bool:
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    return read_plain(data, source="s", origin=origin, headers=lowered) is not None
+
+
+RSS_ITEMS = [
+    {
+        "title": "Council &amp; mayor agree budget",
+        "link": "https://example.org/a/1?utm_source=x",
+        "guid": "a-1",
+        "pubDate": "Tue, 05 Mar 2024 10:00:00 GMT",
+        "description": "&lt;p&gt;The &lt;a href='/budget'&gt;budget&lt;/a&gt; passed.&lt;/p&gt;",
+    },
+    {"title": "Relative link", "link": "/a/2", "pubDate": "Tue, 05 Mar 2024 11:30:00 +0100"},
+    {"title": "Guid as link", "guid": "https://example.org/a/3"},
+    {"description": "No title, only text."},
+]
+
+
+def test_plain_rss_reads_as_feedparser_reads_it():
+    data = rss("Example Wire", RSS_ITEMS)
+    assert plain_reads(data)
+    fast, slow = both(data)
+    assert isinstance(fast, ParsedFeed) and fast == slow
+    assert [e.link for e in fast.entries] == [
+        "https://example.org/a/1?utm_source=x",
+        "https://feeds.example.org/a/2",
+        "https://example.org/a/3",
+        None,
+    ]
+
+
+ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title type="text">Atom Wire</title>
+<id>urn:feed</id><updated>2024-03-05T12:00:00Z</updated>
+<entry><title type="html">Storm &amp;amp; flood</title><id>urn:e1</id>
+<link href="/e/1"/><link rel="related" href="https://other.example.org/"/>
+<updated>2024-03-05T12:00:00Z</updated><published>2024-03-05T09:15:30+02:00</published>
+<author><name>Jo Reporter</name><email>jo@example.org</email></author>
+<category term="weather" label="Weather"/><category term="floods"/>
+<summary>Short.</summary>
+<content type="html">&lt;p&gt;Long &lt;b&gt;text&lt;/b&gt;.&lt;/p&gt;</content>
+</entry>
+<entry><title>Only updated</title><id>urn:e2</id><updated>2024-03-04T08:00:00.123Z</updated></entry>
+</feed>"""
+
+
+def test_plain_atom_reads_as_feedparser_reads_it():
+    assert plain_reads(ATOM)
+    fast, slow = both(ATOM)
+    assert isinstance(fast, ParsedFeed) and fast == slow
+    assert fast.entries[0].link == "https://feeds.example.org/e/1"
+    assert fast.entries[0].tags == ("Weather", "floods")
+
+
+@pytest.mark.parametrize(
+    ("data", "headers"),
+    [
+        (b'<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channel/></rss>', {}),
+        (rss("t", RSS_ITEMS[:1]), {"Content-Type": "text/xml; charset=windows-1252"}),
+        (b'<!DOCTYPE rss [<!ENTITY x "y">]><rss version="2.0"><channel/></rss>', {}),
+        (b'<rss version="0.91"><channel><title>t</title></channel></rss>', {}),
+        (
+            b'<rss version="2.0"><channel><title>t</title><item><title>a</title>'
+            b"<dc:date xmlns:dc='http://purl.org/dc/elements/1.1/'>2024-03-05</dc:date>"
+            b"</item></channel></rss>",
+            {},
+        ),
+        (
+            b'<rss version="2.0"><channel><title>t</title><item><title>a</title>'
+            b"<title>b</title></item></channel></rss>",
+            {},
+        ),
+        (
+            b'<rss version="2.0"><channel><title>t</title><item><title>a</title>'
+            b"<pubDate>yesterday</pubDate></item></channel></rss>",
+            {},
+        ),
+        (ATOM.replace(b'type="html">Storm', b'type="xhtml">Storm'), {}),
+        (ATOM.replace(b"<feed ", b'<feed xml:base="https://b.example.org/" '), {}),
+        (ATOM, {"Content-Language": "fr"}),
+        (b"<rss version='2.0'><channel><title>a &nbsp; b</title></channel></rss>", {}),
+        (b"\xef\xbb\xbf<rss version='2.0'><channel><title>t</title></channel></rss>", {}),
+    ],
+)
+def test_anything_unusual_goes_to_feedparser(data, headers):
+    assert not plain_reads(data, headers)
+    fast, slow = both(data, headers)
+    assert fast == slow
+
+
+def test_element_truthiness_is_never_asked(recwarn):
+    # ElementTree warns when an element is used as a bool; pytest makes that an error.
+    data = rss("t", RSS_ITEMS).replace(
+        b"<item>",
+        b"<item><dc:creator xmlns:dc='http://purl.org/dc/elements/1.1/'>Ann</dc:creator>",
+        1,
+    )
+    fast, slow = both(data)
+    assert isinstance(fast, ParsedFeed) and fast == slow
+    assert fast.entries[0].author == "Ann"
+
+
+def wild_files() -> list[Path]:
+    return (
+        sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.suffix != ".txt")
+        if CORPUS.is_dir()
+        else []
+    )
+
+
+# feedparser's test files say in a comment what HTTP headers they are served with.
+HEADER = re.compile(rb"^Header:\s+([\w-]+):\s*(.*?)\s*$", re.M)
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="the shared wild-feeds corpus is absent")
+@pytest.mark.parametrize(
+    ("with_headers", "origin"),
+    [(False, ORIGIN), (True, ORIGIN), (False, "feeds/local/wild.xml")],  # fetched, or a file
+)
+def test_every_wild_feed_the_plain_reader_takes_reads_as_feedparser_reads_it(with_headers, origin):
+    taken = 0
+    for path in wild_files():
+        data = path.read_bytes()
+        headers = {k.decode(): v.decode() for k, v in HEADER.findall(data)} if with_headers else {}
+        if not plain_reads(data, headers, origin):
+            continue
+        taken += 1
+        fast, slow = both(data, headers, origin)
+        assert fast == slow, path.name
+    assert taken >= 10  # the corpus is mostly odd cases, but some are plain
