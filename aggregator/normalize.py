@@ -123,8 +123,8 @@ def html_to_text(fragment: str) -> str:
         fragment = _BLOCK_END.sub("\n\n", fragment)
         fragment = _TAG.sub("", fragment)
     text = html.unescape(fragment)
-    text = unicodedata.normalize("NFC", text)
-    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    text = _SPACES.sub(" ", unicodedata.normalize("NFC", text))  # one pass: _SPACES has no \n
+    lines = (line.strip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
@@ -147,7 +147,8 @@ def normalize(entry: Entry, seen: datetime) -> Item:
         url = None
     body = entry.content or entry.summary or ""
     text = html_to_text(body)
-    summary_text = html_to_text(entry.summary) if entry.summary else text
+    # Feeds often repeat the content as the summary (feedparser copies it).
+    summary_text = html_to_text(entry.summary) if entry.summary not in (None, body) else text
     title = _title(entry.title, text)
     fp = fingerprint(title, text)
     return Item(
