@@ -320,12 +320,14 @@ class StoryIndex:
         hits: dict[int, float] = {}
         keys = list(islice(terms.items(), self._index_keys))
         keys += [(_ENTITY + k, w) for k, w in islice(entities.items(), self._index_keys // 2)]
+        found = hits.get
+        scan = -self._scan
         for key, weight in keys:
             postings = self._postings.get(key)
             if not postings:
                 continue
-            for number in postings[-self._scan :]:
-                hits[number] = hits.get(number, 0.0) + weight
+            for number in postings[scan:]:
+                hits[number] = found(number, 0.0) + weight
         # Dead (merged) stories are few; fetch some spares so they cannot crowd out.
         ranked = heapq.nlargest(limit + 8, hits.items(), key=itemgetter(1))
         out: list[IndexEntry] = []
