@@ -1,4 +1,4 @@
-"""[I/O] The state: a :class:`Store` protocol and its SQLite implementation.
+"""[I/O] The state: items, stories, topics and per-source state, in SQLite.
 
 SQLite runs in WAL mode with foreign keys on; the schema is versioned with
 ``PRAGMA user_version`` and migrated forward on open. Datetimes are written as
@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from .dedupe import Decision, Known, decide
 from .errors import StorageError
@@ -24,7 +24,7 @@ from .opml import Subscription
 from .politeness import Politeness
 from .schema import ITEM_COLUMNS, MIGRATIONS, from_iso, item_from_row, item_row, to_iso
 
-__all__ = ["SQLiteStore", "SourceState", "Store", "StoryRow", "open_store"]
+__all__ = ["SQLiteStore", "SourceState", "StoryRow", "open_store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,69 +56,19 @@ class StoryRow:
     entry: str
 
 
-class Store(Protocol):
-    """Where items, stories and per-source state live between runs.
-
-    Contract: datetimes go in and come out timezone-aware UTC; every method
-    raises :class:`StorageError` (never ``sqlite3.Error``); each write method
-    is one transaction, so a failure leaves what was stored before intact;
-    closing and reopening the same path gives back the same state.
-    """
-
-    def source_state(self, key: str) -> SourceState: ...
-
-    def update_source(
-        self, key: str, items: Sequence[Item], state: SourceState
-    ) -> tuple[list[Item], int]:
-        """Store a source's items and its new state at once; returns (new items, changed)."""
-        ...
-
-    def save_source_state(self, key: str, state: SourceState) -> None: ...
-
-    def unclustered(
-        self, text_chars: int | None = None, limit: int | None = None
-    ) -> list[Item]: ...
-
-    def unclustered_span(self) -> tuple[datetime | None, bool]: ...
-
-    def index_entries(self, since: datetime | None) -> list[str]:
-        """The clusterer's index entries of the stories last dated at or after *since*."""
-        ...
-
-    def signatures(self, story_ids: Iterable[str]) -> dict[str, bytes]: ...
-
-    def story_rows(self, story_ids: Iterable[str]) -> dict[str, StoryRow]: ...
-
-    def save_clusters(
-        self,
-        members: Sequence[tuple[str, str]],
-        stories: Sequence[StoryRow],
-        merged: Sequence[tuple[str, str]],
-    ) -> int:
-        """Point items at stories, write story rows, fold merged stories in."""
-        ...
-
-    def stories(
-        self,
-        limit: int,
-        since: datetime | None = None,
-        *,
-        include: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-    ) -> list[Story]: ...
-
-    def set_topics(self, topics: dict[str, tuple[Topic, ...]]) -> None: ...
-
-    def close(self) -> None: ...
-
-
 _GENERATION = "clusters.generation"
 # Ids bound per query: SQLite allowed at most 999 parameters before 3.32.
 _CHUNK = 500
 
 
 class SQLiteStore:
-    """The :class:`Store` in one SQLite file."""
+    """Where items, stories and per-source state live between runs: one SQLite file.
+
+    Contract: datetimes go in and come out timezone-aware UTC; every method
+    raises :class:`StorageError` (never ``sqlite3.Error``); each write method
+    is one transaction, so a failure leaves what was stored before intact;
+    closing and reopening the same path gives back the same state.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
