@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import threading
 import unicodedata
 from dataclasses import replace
 from datetime import datetime
@@ -26,6 +27,7 @@ __all__ = [
     "item_id",
     "normalize",
     "sanitize_html",
+    "warm_up_language_model",
     "with_feed_language",
 ]
 
@@ -216,10 +218,42 @@ def detect_language(text: str) -> str | None:
     sample = text.strip()
     if len(sample) < 20:
         return None
-    import py3langid  # imported lazily: it loads a model, which takes ~0.1 s
+    _language_model_ready()
+    import py3langid
 
     language: str = py3langid.classify(sample)[0]
     return language
+
+
+# py3langid unpacks its model on first use: 0.4 s, most of it in lzma, which
+# lets other threads run. A refresh starts that in the background while it
+# waits on the network, and the first feed without a declared language does
+# not wait for it (bench/fetch_scale.py).
+_warm_up: threading.Thread | None = None
+_warm_up_lock = threading.Lock()
+
+
+def warm_up_language_model() -> None:
+    """Start loading the language model in a background thread, once."""
+    global _warm_up
+    with _warm_up_lock:
+        if _warm_up is None:
+            _warm_up = threading.Thread(target=_load_language_model, name="langid", daemon=True)
+            _warm_up.start()
+
+
+def _load_language_model() -> None:
+    import py3langid
+
+    py3langid.classify("warm up the model")
+
+
+def _language_model_ready() -> None:
+    """Wait for a warm-up in progress, so that the model is never loaded twice."""
+    with _warm_up_lock:
+        thread = _warm_up
+    if thread is not None:
+        thread.join()
 
 
 # Headlines enough to tell a feed's language.

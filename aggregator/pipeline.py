@@ -33,7 +33,7 @@ from .model import (
     Story,
     Updated,
 )
-from .normalize import normalize, with_feed_language
+from .normalize import normalize, warm_up_language_model, with_feed_language
 from .parse import parse_feed
 from .politeness import Politeness, after_failure, after_success, due
 from .publish import FeedMeta, render, write_atomic
@@ -109,6 +109,10 @@ def refresh(
     states = {s.key: store.source_state(s.key) for s in todo}
     due_urls = [s for s in todo if s.url and due(states[s.key].politeness, now)]
     requests = [_request(s, states[s.key]) for s in due_urls]
+    if any(r.validators == Validators() for r in requests):
+        # A feed fetched in full will likely be parsed: load the language
+        # model while we wait on the network (a conditional fetch is mostly a 304).
+        warm_up_language_model()
     fetched = fetch_all(requests, limits(config)) if requests else {}
     results: list[SourceResult] = []
     for n, source in enumerate(todo, 1):

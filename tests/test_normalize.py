@@ -140,3 +140,23 @@ def test_dates_must_be_utc():
         entry(published=datetime(2024, 1, 1))
     with pytest.raises(ValueError, match="UTC"):
         entry(published=datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=2))))
+
+
+def test_the_language_model_warms_up_in_the_background_and_loads_once(monkeypatch):
+    import py3langid
+
+    from aggregator import normalize as module
+
+    calls: list[str] = []
+    real = py3langid.classify
+
+    def counting(text: str):  # type: ignore[no-untyped-def]
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(py3langid, "classify", counting)
+    monkeypatch.setattr(module, "_warm_up", None)
+    module.warm_up_language_model()
+    module.warm_up_language_model()  # a second call starts nothing
+    assert module.detect_language("Der Bundestag hat am Freitag das Gesetz beschlossen.") == "de"
+    assert calls[0] == "warm up the model" and len(calls) == 2
