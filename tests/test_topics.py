@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregator.articles import read_article
+from aggregator.entities import writes_lower
 from aggregator.model import Item, TopicRule
 from aggregator.normalize import normalize
 from aggregator.topics import DEFAULT_MAX_TAGS, normalise_label, tag_story, term_of
@@ -236,3 +237,14 @@ def test_term_of_non_latin_label_is_stable_hash():
     assert term_of("Россия") == term_of("Россия")
     assert term_of("Россия").startswith("t-")
     assert term_of("Россия") != term_of("Украина")
+
+
+@given(
+    st.text(alphabet="troy des-’'_é1T.\n", max_size=24),
+    st.text(alphabet="troyé", min_size=1, max_size=4),
+)
+def test_writes_lower_is_a_whole_word_search(text, word):
+    whole_word = rf"(?<![\w’'-]){re.escape(word)}(?![\w’'-])"
+    assert writes_lower(word, text) == (re.search(whole_word, text) is not None)
+    assert writes_lower("troy", "Troy was destroyed, troy-like") is False
+    assert writes_lower("troy", "they said troy, not Troy") is True
