@@ -90,14 +90,17 @@ def _plain_bytes(data: bytes, headers: Mapping[str, str]) -> bool:
 
 def _rss(root: ET.Element, *, source: str, origin: str) -> tuple[str | None, tuple[Entry, ...]]:
     channel = _only(root, "channel")
-    if channel is None or _has_xml_attributes(root):
+    if channel is None or len(root) > 1 or _has_xml_attributes(root):
         raise _NotPlain
     if any(child.tag.startswith(_DC) for child in channel):
         raise _NotPlain  # dc:title, dc:language and the like change the feed's fields
     outlet = _text(_only(channel, "title"))
     language = _text(_only(channel, "language"))
     entries = []
-    for item in channel.iter("item"):
+    items = channel.findall("item")
+    if len(items) != sum(1 for _ in root.iter("item")):
+        raise _NotPlain  # an item outside the channel, or inside another element
+    for item in items:
         fields = _fields(item, _RSS_READ, _RSS_IGNORED)
         guid_element = fields.get("guid")
         guid = _text(guid_element)
@@ -137,7 +140,10 @@ def _atom(root: ET.Element, *, source: str, origin: str) -> tuple[str | None, tu
         raise _NotPlain
     outlet = _atom_text(_only(root, _ATOM + "title"))
     entries = []
-    for element in root.iter(_ATOM + "entry"):
+    elements = root.findall(_ATOM + "entry")
+    if len(elements) != sum(1 for _ in root.iter(_ATOM + "entry")):
+        raise _NotPlain  # an entry inside another element
+    for element in elements:
         fields = _fields(
             element, {_ATOM + t for t in _ATOM_READ}, {_ATOM + t for t in _ATOM_IGNORED}
         )

@@ -114,6 +114,20 @@ def test_plain_atom_reads_as_feedparser_reads_it():
         (ATOM, {"Content-Language": "fr"}),
         (b"<rss version='2.0'><channel><title>a &nbsp; b</title></channel></rss>", {}),
         (b"\xef\xbb\xbf<rss version='2.0'><channel><title>t</title></channel></rss>", {}),
+        (
+            b"<rss version='2.0'><channel><title>t</title></channel>"
+            b"<item><title>a</title></item></rss>",
+            {},
+        ),
+        (
+            b"<rss version='2.0'><channel><title>t</title><image><item><title>a</title></item>"
+            b"</image></channel></rss>",
+            {},
+        ),
+        (
+            ATOM.replace(b"<entry>", b"<source><entry><title>x</title></entry></source><entry>", 1),
+            {},
+        ),
     ],
 )
 def test_anything_unusual_goes_to_feedparser(data, headers):
