@@ -228,9 +228,12 @@ def _only(parent: ET.Element | None, tag: str) -> ET.Element | None:
 
 
 def _text(element: ET.Element | None) -> str | None:
-    if element is None or element.text is None:
+    if element is None:
         return None
-    return element.text.strip() or None
+    if len(element):
+        raise _NotPlain  # markup inside: feedparser reads it its own way
+    text = (element.text or "").strip()
+    return text or None
 
 
 def _atom_text(element: ET.Element | None) -> str | None:
