@@ -247,9 +247,9 @@ class Daemon:
             current = all_sources(self.config, store)
         finally:
             store.close()
-        known = {s.key for s in self.sources}
+        known, wanted = {s.key for s in self.sources}, {s.key for s in current}
         added = [s for s in current if s.key not in known]
-        removed = [s for s in self.sources if s.key not in {c.key for c in current}]
+        removed = [s for s in self.sources if s.key not in wanted]
         if not added and not removed:
             return
         with self._lock:

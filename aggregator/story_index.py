@@ -133,8 +133,9 @@ class Signature:
     def to_bytes(self) -> bytes:
         """Lines of tab-separated fields: a header, then each vector as its
         norm, its float32 weights in hex and its keys. Keys never hold a tab or
-        a newline (features._TOKEN). Decoding is a few C calls: four times
-        faster than the JSON of ``to_dict`` (bench/cluster_scale.py)."""
+        a newline (features._TOKEN). A fifth smaller than the JSON of
+        ``to_dict`` and decoded in two thirds of its time (5,000 signatures of
+        bench/cluster_scale.py: 55 ms against 81 ms)."""
         first = self.first.isoformat() if self.first else ""
         last = self.last.isoformat() if self.last else ""
         kind, score = self.lead_rank
@@ -301,8 +302,8 @@ class StoryIndex:
         return found
 
     def prefetch(self, story_ids: Iterable[str]) -> None:
-        """Read the signatures of these stories that are not yet in memory at
-        once: a query per story was a tenth of a cold batch's time."""
+        """Read the signatures of these stories that are not yet in memory, in
+        one query: a cold batch of 1,000 items made 5,400 queries, one a story."""
         if self.load is None:
             return
         missing = [s for s in story_ids if s not in self._signatures and s in self.entries]
