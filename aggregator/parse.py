@@ -54,7 +54,7 @@ def parse_feed(
 
     *origin* is the final URL or the file path, used for relative links and
     in messages. A plain RSS 2.0 or Atom 1.0 document is read by
-    ``plain_feed`` (the same entries, fifty times faster), anything else by
+    ``plain_feed`` (the same entries, five times faster), anything else by
     feedparser; ``plain=False`` sends everything to feedparser.
 
     Raises:
