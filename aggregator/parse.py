@@ -5,7 +5,7 @@ URL so relative links resolve, and without ``content-encoding`` because httpx
 already decoded the body (both as reader does). Its own HTML sanitiser and its
 rewriting of relative links inside HTML are off: ``normalize`` sanitises every
 piece of HTML with nh3, once, and nh3 resolves relative links against the
-entry's ``base`` in the same pass. The two cost feedparser 40% of its time.
+entry's ``base`` in the same pass. The two were 60% of feedparser's time.
 
 Bozo feeds keep what feedparser recovered (STYLE.md §4): an encoding override
 or a non-XML content type is only a warning; any other bozo is recorded on the
