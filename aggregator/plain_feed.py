@@ -291,9 +291,20 @@ def _atom_tags(categories: list[ET.Element]) -> tuple[str, ...]:
     )
 
 
+# RFC 822 dates as feeds write them, with a four-digit year and a numeric or
+# RFC 822 zone; anything looser (two-digit years, other zone names) is read
+# by feedparser, whose rules for those are its own.
+_RFC822 = re.compile(
+    r"(?:[A-Za-z]{3}, *)?\d{1,2} [A-Za-z]{3} \d{4} \d{2}:\d{2}(?::\d{2})? "
+    r"(?:[+-]\d{4}|UT|UTC|GMT|Z|[ECMP][SD]T)"
+)
+
+
 def _rfc822(value: str | None) -> datetime | None:
     if value is None:
         return None
+    if not _RFC822.fullmatch(value):
+        raise _NotPlain
     try:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError) as exc:
@@ -313,7 +324,13 @@ def _utc(value: datetime) -> datetime:
     # feedparser keeps whole seconds and reads a date without a zone as UTC.
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).replace(microsecond=0)
+    value = value.astimezone(UTC).replace(microsecond=0)
+    if not _YEARS[0] <= value.year <= _YEARS[1]:
+        raise _NotPlain  # where feedparser's struct_time and ours may part ways
+    return value
+
+
+_YEARS = (1971, 2200)
 
 
 def _usable(entries: list[Entry]) -> tuple[Entry, ...]:
