@@ -283,18 +283,23 @@ def publish(
     include = tuple(term_of(name) for name in output.include_topics)
     exclude = tuple(term_of(name) for name in output.exclude_topics)
     stories = store.stories(output.limit, since, include=include, exclude=exclude)
+    # Every story of the window is in hand when the merged feed is unfiltered
+    # and not full: each topic feed is then a part of it, not another query.
+    whole = not include and not exclude and store.story_count(since) <= output.limit
     main_id = feed_id(store, config)
+    contents: dict[str, str] = {}
 
     def item_url(item: Item) -> str | None:
         return item.url or (f"{base}/items/{item.id}" if base else None)
 
     def write(path: Path, meta: FeedMeta, chosen: Sequence[Story]) -> None:
-        write_atomic(path, render(chosen, meta, now, limit=output.limit, item_url=item_url))
+        data = render(chosen, meta, now, limit=output.limit, item_url=item_url, contents=contents)
+        write_atomic(path, data)
 
     write(
         output.path, FeedMeta(main_id, output.title, _self(base, output.path, "feed.atom")), stories
     )
-    _publish_topics(config, store, stories, since, main_id, base, write)
+    _publish_topics(config, store, stories, stories if whole else None, since, main_id, base, write)
     return len(stories)
 
 
@@ -302,13 +307,15 @@ def _publish_topics(
     config: Config,
     store: SQLiteStore,
     stories: Sequence[Story],
+    whole: Sequence[Story] | None,
     since: datetime | None,
     main_id: str,
     base: str | None,
     write: Callable[[Path, FeedMeta, Sequence[Story]], None],
 ) -> None:
     """A feed per topic of the merged feed's stories that more than one story
-    shares, and per topic of the user's taxonomy; stale topic feeds go."""
+    shares, and per topic of the user's taxonomy; stale topic feeds go.
+    *whole* is every story of the window, when the caller has them all."""
     folder = config.output.path.parent / TOPICS_DIR
     counts = {topic.term: n for topic, n in store.topic_counts()}
     chosen = {term_of(rule.name) for rule in config.topics}
@@ -325,7 +332,11 @@ def _publish_topics(
             title=f"{config.output.title}: {topic.label}",
             self_url=_self(base, path, f"{TOPICS_DIR}/{term}.atom"),
         )
-        write(path, meta, store.stories(config.output.limit, since, include=(term,)))
+        if whole is not None:
+            tagged = [s for s in whole if any(t.term == term for t in s.topics)]
+        else:
+            tagged = store.stories(config.output.limit, since, include=(term,))
+        write(path, meta, tagged)
     if folder.is_dir():
         for stale in folder.glob("*.atom"):
             if stale.stem not in topics:

@@ -87,13 +87,16 @@ def render(
     *,
     limit: int = DEFAULT_LIMIT,
     item_url: Callable[[Item], str | None] = _item_url,
+    contents: dict[str, str] | None = None,
 ) -> bytes:
     """Render *stories* as an Atom 1.0 document, newest first, at most *limit* entries.
 
     Entries are ordered by ``updated`` descending, then id; a repeated story id
     keeps its newest version. The feed's ``updated`` is the newest entry's, or
     *now* when there is none. *item_url* gives each member's link (default
-    ``item.url``); a member without one gets no link.
+    ``item.url``); a member without one gets no link. *contents*, shared by the
+    feeds of one publish (the merged feed and its topic feeds carry the same
+    stories), keeps each story's content HTML by id so it is built once.
 
     Raises:
         ValueError: *now* is not aware UTC, or *limit* is negative.
@@ -104,7 +107,12 @@ def render(
     kept = _newest_first(stories, limit)
     fg = _feed(meta, kept[0].updated if kept else now)
     for story in kept:
-        _add_entry(fg, story, meta, item_url)
+        content = contents.get(story.id) if contents is not None else None
+        if content is None:
+            content = _content(story, item_url)
+            if contents is not None:
+                contents[story.id] = content
+        _add_entry(fg, story, meta, item_url, content)
     data: bytes = fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
     return data
 
@@ -193,7 +201,11 @@ def _feed(meta: FeedMeta, updated: datetime) -> FeedGenerator:
 
 
 def _add_entry(
-    fg: FeedGenerator, story: Story, meta: FeedMeta, item_url: Callable[[Item], str | None]
+    fg: FeedGenerator,
+    story: Story,
+    meta: FeedMeta,
+    item_url: Callable[[Item], str | None],
+    content: str,
 ) -> None:
     lead = story.lead
     fe = fg.add_entry(order="append")
@@ -206,7 +218,7 @@ def _add_entry(
         fe.author(authors)
     if lead.summary.strip():
         fe.summary(_text(lead.summary))
-    fe.content(_content(story, item_url), type="html")
+    fe.content(content, type="html")
     for topic in story.topics:
         category = {"term": _text(topic.term), "label": _text(topic.label)}
         if meta.topic_scheme:

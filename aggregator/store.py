@@ -410,6 +410,14 @@ class SQLiteStore:
                 )
         return out
 
+    def story_count(self, since: datetime | None = None) -> int:
+        """How many stories were last updated at or after *since* (all, without)."""
+        if since is None:
+            rows = self._query("SELECT count(*) FROM stories")
+        else:
+            rows = self._query("SELECT count(*) FROM stories WHERE last >= ?", (to_iso(since),))
+        return int(rows[0][0])
+
     def topics(self, story_ids: Iterable[str]) -> dict[str, tuple[Topic, ...]]:
         """Each story's topics, in rank order."""
         out: dict[str, list[Topic]] = {}

@@ -211,6 +211,24 @@ def test_topic_feeds_are_written_valid_and_filters_apply(tmp_path, server):
     assert titles == ["Storm closes coastal highway"]
 
 
+def test_topic_feeds_hold_their_stories_whatever_the_merged_feed_holds(tmp_path, server):
+    server.routes["/a.xml"] = Route(WIRE)
+    source = f'[[sources]]\nurl = "{server.url("/a.xml")}"\n'
+    rules = (
+        '[[topics]]\nname = "Port Alder"\naliases = ["storm", "library"]\n'
+        '[[topics]]\nname = "Weather"\naliases = ["storm"]\n'
+    )
+    for output, expected in [
+        ("", 2),  # the merged feed holds every story: the topic feed is a part of it
+        ("limit = 1", 1),  # a feed of one entry, whichever it is
+        ('exclude_topics = ["Weather"]', 2),  # the storm is left out of the merged feed only
+    ]:
+        config, _ = run(write_config(tmp_path, source + rules, output))
+        topic = read_feed(config.output.path.parent / "topics" / "port-alder.atom")
+        assert len(topic.entries) == expected, output
+        assert topic.entries[0].title == "Storm closes coastal highway", output
+
+
 def test_a_feed_without_a_language_gets_one_for_all_its_items(tmp_path, server):
     server.routes["/a.xml"] = Route(WIRE)
     config, _ = run(write_config(tmp_path, f'[[sources]]\nurl = "{server.url("/a.xml")}"\n'))
