@@ -36,7 +36,7 @@ from .model import (
 from .normalize import normalize, warm_up_language_model, with_feed_language
 from .parse import parse_feed
 from .politeness import Politeness, after_failure, after_success, due
-from .publish import FeedMeta, render, write_atomic
+from .publish import FeedMeta, SharedEntries, render, write_atomic
 from .store import SourceState, SQLiteStore
 from .stories import ClusterCache, cluster_new_items, tag_stories
 from .subscribe import all_sources
@@ -287,13 +287,13 @@ def publish(
     # and not full: each topic feed is then a part of it, not another query.
     whole = not include and not exclude and store.story_count(since) <= output.limit
     main_id = feed_id(store, config)
-    contents: dict[str, str] = {}
+    shared: SharedEntries = {}  # each story's entry, built once for every feed
 
     def item_url(item: Item) -> str | None:
         return item.url or (f"{base}/items/{item.id}" if base else None)
 
     def write(path: Path, meta: FeedMeta, chosen: Sequence[Story]) -> None:
-        data = render(chosen, meta, now, limit=output.limit, item_url=item_url, contents=contents)
+        data = render(chosen, meta, now, limit=output.limit, item_url=item_url, shared=shared)
         write_atomic(path, data)
 
     write(

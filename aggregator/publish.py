@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
+from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 
 from .errors import PublishError
@@ -40,11 +41,14 @@ __all__ = [
     "DEFAULT_LIMIT",
     "TOPIC_SCHEME",
     "FeedMeta",
+    "SharedEntries",
     "render",
     "write_atomic",
 ]
 
 DEFAULT_LIMIT = 200
+SharedEntries = dict[tuple[str, str | None], FeedEntry]
+"""Each story's entry by (story id, topic scheme), built once per publish."""
 DEFAULT_AUTHOR = "Story Aggregator"
 # An opaque, stable IRI naming our topic vocabulary (RFC 4287 4.2.2.2); a
 # deployment may point FeedMeta.topic_scheme at its own topics page instead.
@@ -87,16 +91,17 @@ def render(
     *,
     limit: int = DEFAULT_LIMIT,
     item_url: Callable[[Item], str | None] = _item_url,
-    contents: dict[str, str] | None = None,
+    shared: SharedEntries | None = None,
 ) -> bytes:
     """Render *stories* as an Atom 1.0 document, newest first, at most *limit* entries.
 
     Entries are ordered by ``updated`` descending, then id; a repeated story id
     keeps its newest version. The feed's ``updated`` is the newest entry's, or
     *now* when there is none. *item_url* gives each member's link (default
-    ``item.url``); a member without one gets no link. *contents*, shared by the
-    feeds of one publish (the merged feed and its topic feeds carry the same
-    stories), keeps each story's content HTML by id so it is built once.
+    ``item.url``); a member without one gets no link. *shared*, passed to
+    every feed of one publish (the merged feed and its topic feeds carry the
+    same stories, with the same *item_url*), keeps each story's entry so that
+    it is built once.
 
     Raises:
         ValueError: *now* is not aware UTC, or *limit* is negative.
@@ -107,12 +112,13 @@ def render(
     kept = _newest_first(stories, limit)
     fg = _feed(meta, kept[0].updated if kept else now)
     for story in kept:
-        content = contents.get(story.id) if contents is not None else None
-        if content is None:
-            content = _content(story, item_url)
-            if contents is not None:
-                contents[story.id] = content
-        _add_entry(fg, story, meta, item_url, content)
+        key = (story.id, meta.topic_scheme)
+        entry = shared.get(key) if shared is not None else None
+        if entry is None:
+            entry = _entry(story, meta, item_url)
+            if shared is not None:
+                shared[key] = entry
+        fg.add_entry(entry, order="append")
     data: bytes = fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
     return data
 
@@ -200,15 +206,9 @@ def _feed(meta: FeedMeta, updated: datetime) -> FeedGenerator:
     return fg
 
 
-def _add_entry(
-    fg: FeedGenerator,
-    story: Story,
-    meta: FeedMeta,
-    item_url: Callable[[Item], str | None],
-    content: str,
-) -> None:
+def _entry(story: Story, meta: FeedMeta, item_url: Callable[[Item], str | None]) -> FeedEntry:
     lead = story.lead
-    fe = fg.add_entry(order="append")
+    fe = FeedEntry()
     fe.id(_text(story.id))
     fe.title(_text(lead.title).strip() or UNTITLED)
     fe.updated(story.updated)
@@ -218,7 +218,7 @@ def _add_entry(
         fe.author(authors)
     if lead.summary.strip():
         fe.summary(_text(lead.summary))
-    fe.content(content, type="html")
+    fe.content(_content(story, item_url), type="html")
     for topic in story.topics:
         category = {"term": _text(topic.term), "label": _text(topic.label)}
         if meta.topic_scheme:
@@ -230,6 +230,7 @@ def _add_entry(
     fe.register_extension(
         _EXTENSION, partial(_EntryLinks, _links(story, item_url)), atom=True, rss=False
     )
+    return fe
 
 
 @dataclass(frozen=True, slots=True)
