@@ -36,7 +36,7 @@ from .model import (
 from .normalize import normalize, warm_up_language_model, with_feed_language
 from .parse import parse_feed
 from .politeness import Politeness, after_failure, after_success, due
-from .publish import FeedMeta, SharedEntries, render, write_atomic
+from .publish import FeedMeta, SharedEntries, fsync_dir, render, write_atomic
 from .store import SourceState, SQLiteStore
 from .stories import ClusterCache, cluster_new_items, tag_stories
 from .subscribe import all_sources
@@ -292,14 +292,12 @@ def publish(
     def item_url(item: Item) -> str | None:
         return item.url or (f"{base}/items/{item.id}" if base else None)
 
-    def write(path: Path, meta: FeedMeta, chosen: Sequence[Story]) -> None:
-        data = render(chosen, meta, now, limit=output.limit, item_url=item_url, shared=shared)
-        write_atomic(path, data)
+    def feed(meta: FeedMeta, chosen: Sequence[Story]) -> bytes:
+        return render(chosen, meta, now, limit=output.limit, item_url=item_url, shared=shared)
 
-    write(
-        output.path, FeedMeta(main_id, output.title, _self(base, output.path, "feed.atom")), stories
-    )
-    _publish_topics(config, store, stories, stories if whole else None, since, main_id, base, write)
+    main = FeedMeta(main_id, output.title, _self(base, output.path, "feed.atom"))
+    write_atomic(output.path, feed(main, stories))
+    _publish_topics(config, store, stories, stories if whole else None, since, main_id, base, feed)
     return len(stories)
 
 
@@ -311,7 +309,7 @@ def _publish_topics(
     since: datetime | None,
     main_id: str,
     base: str | None,
-    write: Callable[[Path, FeedMeta, Sequence[Story]], None],
+    feed: Callable[[FeedMeta, Sequence[Story]], bytes],
 ) -> None:
     """A feed per topic of the merged feed's stories that more than one story
     shares, and per topic of the user's taxonomy; stale topic feeds go.
@@ -325,6 +323,7 @@ def _publish_topics(
         for t in story.topics
         if t.term in chosen or counts.get(t.term, 0) >= MIN_TOPIC_STORIES
     }
+    written = False
     for term, topic in sorted(topics.items()):
         path = folder / f"{term}.atom"
         meta = FeedMeta(
@@ -336,7 +335,10 @@ def _publish_topics(
             tagged = [s for s in whole if any(t.term == term for t in s.topics)]
         else:
             tagged = store.stories(config.output.limit, since, include=(term,))
-        write(path, meta, tagged)
+        # One fsync of the folder for all its renames, not one a file.
+        written |= write_atomic(path, feed(meta, tagged), sync_dir=False)
+    if written:
+        fsync_dir(folder)
     if folder.is_dir():
         for stale in folder.glob("*.atom"):
             if stale.stem not in topics:

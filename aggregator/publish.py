@@ -42,6 +42,7 @@ __all__ = [
     "TOPIC_SCHEME",
     "FeedMeta",
     "SharedEntries",
+    "fsync_dir",
     "render",
     "write_atomic",
 ]
@@ -123,20 +124,23 @@ def render(
     return data
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write *data* to *path* so a reader sees the old file or the new one, never half.
+def write_atomic(path: Path, data: bytes, *, sync_dir: bool = True) -> bool:
+    """Write *data* to *path* so a reader sees the old file or the new one, never
+    half; True when the file was written.
 
     The bytes go to a temp file in the same directory (``os.replace`` is atomic
-    only within one filesystem), are fsynced, then replace *path*. Missing
-    parent directories are created; an existing file's permissions are kept.
-    A file that already holds *data* is left alone (no write, no new mtime).
+    only within one filesystem), are fsynced, then replace *path*, and the
+    directory is fsynced so the rename lasts (a caller writing many files to
+    one directory may pass ``sync_dir=False`` and call :func:`fsync_dir` once).
+    Missing parent directories are created; an existing file's permissions are
+    kept. A file that already holds *data* is left alone (no write, no new mtime).
 
     Raises:
         PublishError: naming *path*, when any step fails; no temp file is left.
     """
     with contextlib.suppress(OSError):
         if path.read_bytes() == data:
-            return  # unchanged: a reader's conditional request still matches
+            return False  # unchanged: a reader's conditional request still matches
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,7 +159,9 @@ def write_atomic(path: Path, data: bytes) -> None:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-    _fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
+    return True
 
 
 def _mode_for(path: Path) -> int:
@@ -165,9 +171,9 @@ def _mode_for(path: Path) -> int:
         return DEFAULT_FILE_MODE
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable. Best effort: the new file is already in
-    # place, and some platforms cannot open a directory at all.
+def fsync_dir(directory: Path) -> None:
+    """Make the renames into *directory* durable. Best effort: the new files
+    are already in place, and some platforms cannot open a directory at all."""
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
         try:

@@ -353,6 +353,14 @@ def test_write_atomic_creates_parents_and_replaces(tmp_path):
     assert os.listdir(path.parent) == ["feed.atom"]
 
 
+def test_write_atomic_says_whether_it_wrote(tmp_path):
+    path = tmp_path / "feed.atom"
+    assert write_atomic(path, b"one", sync_dir=False) is True
+    assert write_atomic(path, b"one") is False  # unchanged: left alone
+    assert write_atomic(path, b"two") is True
+    assert path.read_bytes() == b"two"
+
+
 def test_write_atomic_keeps_the_existing_mode(tmp_path):
     path = tmp_path / "feed.atom"
     path.write_bytes(b"old")
