@@ -64,13 +64,14 @@ def read_plain(
     *headers* are the response's, lower-cased; *origin* the final URL or the
     file's path, which relative links resolve against as in feedparser.
     """
-    if not _plain_bytes(data, headers):
+    # A Content-Language header is feedparser's default language for content.
+    if not _plain_bytes(data, headers) or "content-language" in headers:
         return None
     try:
         root = ET.fromstring(data)
         if root.tag == "rss" and root.get("version") == "2.0":
             return _rss(root, source=source, origin=origin)
-        if root.tag == _ATOM + "feed" and "content-language" not in headers:
+        if root.tag == _ATOM + "feed":
             return _atom(root, source=source, origin=origin)
     except (_NotPlain, ET.ParseError, ValueError, OverflowError):
         pass

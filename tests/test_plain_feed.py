@@ -116,6 +116,14 @@ def test_plain_atom_reads_as_feedparser_reads_it():
         (ATOM.replace(b'type="html">Storm', b'type="xhtml">Storm'), {}),
         (ATOM.replace(b"<feed ", b'<feed xml:base="https://b.example.org/" '), {}),
         (ATOM, {"Content-Language": "fr"}),
+        (
+            rss("t", RSS_ITEMS[:1]).replace(
+                b"</item>",
+                b"<content:encoded xmlns:content='http://purl.org/rss/1.0/modules/content/'>"
+                b"Le texte.</content:encoded></item>",
+            ),
+            {"Content-Language": "fr"},
+        ),
         (b"<rss version='2.0'><channel><title>a &nbsp; b</title></channel></rss>", {}),
         (b"\xef\xbb\xbf<rss version='2.0'><channel><title>t</title></channel></rss>", {}),
         (
