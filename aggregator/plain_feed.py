@@ -95,7 +95,7 @@ def _plain_bytes(data: bytes, headers: Mapping[str, str]) -> bool:
 
 def _rss(root: ET.Element, *, source: str, origin: str) -> tuple[str | None, tuple[Entry, ...]]:
     channel = _only(root, "channel")
-    if channel is None or len(root) > 1 or _has_xml_attributes(root):
+    if channel is None or len(root) > 1 or _has_odd_attributes(root):
         raise _NotPlain
     if any(child.tag.startswith(_DC) for child in channel):
         raise _NotPlain  # dc:title, dc:language and the like change the feed's fields
@@ -112,9 +112,10 @@ def _rss(root: ET.Element, *, source: str, origin: str) -> tuple[str | None, tup
         permalink = guid_element is not None and guid_element.get("isPermaLink", "true") == "true"
         if guid is not None and permalink:
             guid = _join(origin, guid)  # feedparser resolves a permalink guid as a URL
-        link = _absolute(_text(fields.get("link")), origin)
-        if link is None and permalink:
-            link = guid  # a permalink guid stands in for a missing <link>, as in feedparser
+        if "link" in fields:  # even empty, it wins over the guid
+            link = _absolute(_rss_link(_text(fields["link"])), origin)
+        else:
+            link = guid if permalink else None  # a permalink guid stands in, as in feedparser
         published = _rfc822(_text(fields.get("pubDate")))
         content = _text(fields.get(_CONTENT + "encoded"))
         source_title = _text(fields.get("source"))
@@ -125,14 +126,14 @@ def _rss(root: ET.Element, *, source: str, origin: str) -> tuple[str | None, tup
                 title=_text(fields.get("title")),
                 guid=guid,
                 link=link,
-                # feedparser copies the content to a missing summary.
-                summary=_text(fields.get("description")) or content,
+                # feedparser copies the content to a summary that is not there.
+                summary=_text(fields["description"]) if "description" in fields else content,
                 content=content,
                 published=published,
                 updated=None,
                 author=_author(fields),
                 outlet=source_title or outlet,
-                tags=_tags(item.findall("category")),
+                tags=_rss_tags(item.findall("category")),
                 language=language,
                 base=origin,
             )
@@ -141,7 +142,7 @@ def _rss(root: ET.Element, *, source: str, origin: str) -> tuple[str | None, tup
 
 
 def _atom(root: ET.Element, *, source: str, origin: str) -> tuple[str | None, tuple[Entry, ...]]:
-    if _has_xml_attributes(root):
+    if _has_odd_attributes(root):
         raise _NotPlain
     outlet = _atom_text(_only(root, _ATOM + "title"))
     entries = []
@@ -166,7 +167,9 @@ def _atom(root: ET.Element, *, source: str, origin: str) -> tuple[str | None, tu
                 guid=guid,
                 # An entry without an alternate link links to its id, as in feedparser.
                 link=_alternate(element.findall(_ATOM + "link"), origin) or guid,
-                summary=_atom_text(fields.get(_ATOM + "summary")) or _atom_text(content),
+                summary=_atom_text(fields[_ATOM + "summary"])
+                if _ATOM + "summary" in fields
+                else _atom_text(content),
                 content=_atom_text(content),
                 published=_rfc3339(_text(fields.get(_ATOM + "published"))) or updated,
                 updated=updated,
@@ -219,8 +222,17 @@ def _fields(item: ET.Element, read: set[str], ignored: set[str]) -> dict[str, ET
     return fields
 
 
-def _has_xml_attributes(root: ET.Element) -> bool:
-    return any(key.startswith(_XML) for element in root.iter() for key in element.attrib)
+def _has_odd_attributes(root: ET.Element) -> bool:
+    """xml:base or xml:lang anywhere, or an attribute name in capitals (feedparser
+    lower-cases names, so ``Type`` is its ``type``), but RSS's ``isPermaLink``."""
+    for element in root.iter():
+        for key, value in element.attrib.items():
+            if key == "isPermaLink":
+                if value not in ("true", "false"):
+                    return True
+            elif key.startswith(_XML) or not key.islower() or key == "ispermalink":
+                return True
+    return False
 
 
 def _only(parent: ET.Element | None, tag: str) -> ET.Element | None:
@@ -248,10 +260,32 @@ def _atom_text(element: ET.Element | None) -> str | None:
 
 
 def _alternate(links: list[ET.Element], origin: str) -> str | None:
-    alternates = [link for link in links if link.get("rel", "alternate") == "alternate"]
-    if len(alternates) > 1:
-        raise _NotPlain  # feedparser prefers one by its type
-    return _absolute(alternates[0].get("href"), origin) if alternates else None
+    """As feedparser: the last alternate link of an HTML type (the default)."""
+    found = None
+    for link in links:
+        if "url" in link.attrib or "uri" in link.attrib:
+            raise _NotPlain  # feedparser reads these as the href
+        href = (link.get("href") or "").strip()
+        if not href:
+            raise _NotPlain
+        # feedparser lower-cases the values of rel and type.
+        kind = link.get("type", "text/html").lower()
+        if link.get("rel", "alternate").lower() == "alternate" and kind in _HTML_TYPES:
+            found = _absolute(href, origin)
+    return found
+
+
+_HTML_TYPES = {"text/html", "html", "application/xhtml+xml", "xhtml"}
+
+
+def _rss_link(url: str | None) -> str | None:
+    # feedparser's repair of links whose query it takes for entity references.
+    if url is None:
+        return None
+    return _ENTITY_LIKE.sub(r"&\g<1>", url.replace("&amp;", "&")) or None
+
+
+_ENTITY_LIKE = re.compile(r"&([A-Za-z0-9_]+);")
 
 
 def _absolute(url: str | None, origin: str) -> str | None:
@@ -270,7 +304,7 @@ def _join(base: str, url: str | None) -> str | None:
     if url is None:
         return None
     try:
-        return urljoin(base, _EXTRA_SLASHES.sub(r"\1\3", url)) or None
+        return urljoin(base, _EXTRA_SLASHES.sub(r"\1\3", url.strip())) or None
     except ValueError as exc:
         raise _NotPlain from exc
 
@@ -280,15 +314,23 @@ def _is_absolute(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def _tags(categories: list[ET.Element]) -> tuple[str, ...]:
-    return tuple(term for c in categories if (term := _text(c)))
+def _rss_tags(categories: list[ET.Element]) -> tuple[str, ...]:
+    if any(c.attrib for c in categories):
+        raise _NotPlain  # a domain changes how feedparser merges repeated categories
+    return tuple(dict.fromkeys(term for c in categories if (term := _text(c))))
 
 
 def _atom_tags(categories: list[ET.Element]) -> tuple[str, ...]:
+    """As feedparser: repeats of a (term, scheme, label) dropped, label over term."""
+    seen: dict[tuple[str | None, str | None, str | None], None] = {}
+    for c in categories:
+        if (c.text or "").strip():
+            raise _NotPlain  # feedparser reads a category's text as its term
+        key = (c.get("term"), c.get("scheme", c.get("domain")), c.get("label"))
+        if any(key):
+            seen.setdefault(key)
     return tuple(
-        term
-        for c in categories
-        if (term := (c.get("label") or c.get("term") or "").strip() or None)
+        label for term, _, label_ in seen if (label := (label_ or term or "").strip() or None)
     )
 
 
