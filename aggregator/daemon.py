@@ -43,6 +43,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from watchfiles import Change, watch
 
 from .config import Config
+from .errors import AggregatorError
 from .local import ARTICLE_SUFFIXES, FEED_SUFFIXES
 from .model import NotModified, RefreshReport, Skipped, Source, SourceError, SourceResult, Updated
 from .refresh_process import IDLE_EXIT, STOP_GRACE, Refresher
@@ -242,11 +243,15 @@ class Daemon:
     def _sync_sources(self) -> None:
         """Schedule the feeds added since the last look, and refresh them now;
         unschedule the removed ones. The config's own sources never change."""
-        store = open_store(self.config.database)
         try:
-            current = all_sources(self.config, store)
-        finally:
-            store.close()
+            store = open_store(self.config.database)
+            try:
+                current = all_sources(self.config, store)
+            finally:
+                store.close()
+        except AggregatorError as exc:  # busy or broken for now: look again next time
+            log.warning("subscriptions: cannot read them: %s", exc)
+            return
         known, wanted = {s.key for s in self.sources}, {s.key for s in current}
         added = [s for s in current if s.key not in known]
         removed = [s for s in self.sources if s.key not in wanted]
