@@ -68,7 +68,7 @@ ITEMS = {
 }
 SOURCES = (
     Source(key="https://wire.example.org/rss", url="https://wire.example.org/rss", name="Wire"),
-    Source(key="articles", path=Path("/tmp/articles"), name="Pasted & saved"),
+    Source(key="articles", path=Path("feeds/articles"), name="Pasted & saved"),
 )
 
 
