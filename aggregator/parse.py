@@ -68,7 +68,8 @@ def parse_feed(
         read_plain(data, source=source, origin=origin, headers=response_headers) if plain else None
     )
     if read is not None:
-        return ParsedFeed(*read)
+        title, plain_entries = read
+        return ParsedFeed(title, tuple(filter(_is_article, plain_entries)))
     try:
         parsed = feedparser.parse(
             data,
@@ -93,12 +94,16 @@ def parse_feed(
         except (TypeError, ValueError, OverflowError, AttributeError) as exc:
             failures.append(f"entry {n}: {type(exc).__name__}: {exc}")
             continue
-        # A recovered fragment with no title, link or text is not an article.
-        if entry.title or entry.link or entry.summary or entry.content:
+        if _is_article(entry):
             entries.append(entry)
     if failures and not entries:
         raise ParseError(origin, f"every entry failed ({failures[0]})")
     return ParsedFeed(outlet, tuple(entries), tuple(warnings + failures))
+
+
+def _is_article(entry: Entry) -> bool:
+    """A recovered fragment with no title, link or text is not an article."""
+    return bool(entry.title or entry.link or entry.summary or entry.content)
 
 
 def _bozo_warnings(parsed: Any) -> list[str]:

@@ -138,7 +138,7 @@ def _rss(root: ET.Element, *, source: str, origin: str) -> tuple[str | None, tup
                 base=origin,
             )
         )
-    return outlet, _usable(entries)
+    return outlet, tuple(entries)
 
 
 def _atom(root: ET.Element, *, source: str, origin: str) -> tuple[str | None, tuple[Entry, ...]]:
@@ -185,7 +185,7 @@ def _atom(root: ET.Element, *, source: str, origin: str) -> tuple[str | None, tu
                 base=origin,
             )
         )
-    return outlet, _usable(entries)
+    return outlet, tuple(entries)
 
 
 def _author(fields: Mapping[str, ET.Element]) -> str | None:
@@ -374,8 +374,3 @@ def _utc(value: datetime) -> datetime:
 
 
 _YEARS = (1971, 2200)
-
-
-def _usable(entries: list[Entry]) -> tuple[Entry, ...]:
-    # As parse.py: a fragment with no title, link or text is not an article.
-    return tuple(e for e in entries if e.title or e.link or e.summary or e.content)
