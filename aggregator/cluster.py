@@ -13,11 +13,18 @@ earthquakes in Iran apart; names and numbers (the island, the magnitude) can.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from .features import DEFAULT_TEXT_CHARS, Features, extract
+from .features import (
+    DEFAULT_FEATURE_TERMS,
+    DEFAULT_TEXT_CHARS,
+    Features,
+    decode_features,
+    encode_features,
+    extract,
+)
 from .model import Item
 from .story_index import IndexEntry, Loader, Signature, SparseVector, StoryIndex
 
@@ -29,7 +36,9 @@ __all__ = [
     "Explanation",
     "IndexEntry",
     "Signature",
+    "encoded_features",
     "explain",
+    "stored_features",
     "story_id",
 ]
 
@@ -146,6 +155,17 @@ def _features(item: Item, settings: ClusterSettings) -> Features:
     return extract(item.title, item.text or item.summary, item.language, settings.text_chars)
 
 
+def encoded_features(item: Item, settings: ClusterSettings) -> bytes:
+    """What the clusterer reads of *item*, extracted ahead (when it is
+    normalised, possibly in another process) to be stored beside it."""
+    return encode_features(_features(item, settings), settings.text_chars, DEFAULT_FEATURE_TERMS)
+
+
+def stored_features(data: bytes | None, settings: ClusterSettings) -> Features | None:
+    """Features made by :func:`encoded_features` under these settings, else None."""
+    return decode_features(data, settings.text_chars, DEFAULT_FEATURE_TERMS)
+
+
 def _age(story: Signature | IndexEntry) -> tuple[bool, datetime, str]:
     """Older stories sort first: dated before undated, then by first date, then id."""
     return (story.first is None, story.first or datetime.max, story.story_id)
@@ -198,8 +218,9 @@ class Clusterer:
         self._changed: dict[str, None] = {}
         self._removed: dict[str, None] = {}
 
-    def add(self, item: Item) -> Assignment:
-        f = _features(item, self.settings)
+    def add(self, item: Item, features: Features | None = None) -> Assignment:
+        """Put *item* in a story; *features* are its own, if extracted ahead."""
+        f = features or _features(item, self.settings)
         when = _when(item)
         matches: list[tuple[float, Signature]] = []
         window = self.settings.window
@@ -245,10 +266,14 @@ class Clusterer:
             return None
         return _combined(self.settings.weights, terms, entities, sig.title.cosine(f.title))
 
-    def add_batch(self, items: Iterable[Item]) -> list[Assignment]:
-        """Add *items* in publication order: dated by date, then undated; ties by id."""
+    def add_batch(
+        self, items: Iterable[Item], features: Mapping[str, Features] | None = None
+    ) -> list[Assignment]:
+        """Add *items* in publication order: dated by date, then undated; ties by id.
+        *features* holds those extracted ahead, by item id."""
         ordered = sorted(items, key=lambda i: (_when(i) is None, _when(i) or datetime.max, i.id))
-        return [self.add(item) for item in ordered]
+        known = features or {}
+        return [self.add(item, known.get(item.id)) for item in ordered]
 
     def signature(self, story_id: str) -> Signature:
         return self._index.signature(story_id)

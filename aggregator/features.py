@@ -20,6 +20,7 @@ from __future__ import annotations
 import heapq
 import math
 import re
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,6 +35,8 @@ __all__ = [
     "Features",
     "Vector",
     "cosine",
+    "decode_features",
+    "encode_features",
     "extract",
     "idf",
     "normalise",
@@ -285,3 +288,39 @@ def cosine(a: Mapping[str, float], b: Iterable[tuple[str, float]]) -> float:
     """Dot product of a normalised vector with normalised (term, weight) pairs."""
     get = a.get
     return sum(w * get(t, 0.0) for t, w in b)
+
+
+# Features are extracted once, when an item is normalised (in a worker process
+# during a big refresh), and stored beside it; the clusterer decodes them in a
+# few C calls instead of tokenising again. The header names what they were
+# made with, so a change of ``text_chars`` or of this code is never mixed up.
+_FORMAT = "feat1"
+_SEP = "\t"  # never inside a token (_TOKEN)
+
+
+def encode_features(features: Features, text_chars: int, keep: int) -> bytes:
+    """Features as bytes: a header line, then each vector's float64 weights in
+    hex and its keys, so decoding gives back exactly the same floats."""
+    lines = [_SEP.join((_FORMAT, str(text_chars), str(keep)))]
+    for vector in (features.terms, features.entities, features.title):
+        lines.append(_SEP.join((array("d", vector.values()).tobytes().hex(), *vector)))
+    return "\n".join(lines).encode()
+
+
+def decode_features(data: bytes | None, text_chars: int, keep: int) -> Features | None:
+    """The features encoded in *data*, or None when there are none, or they were
+    made with other settings or by another version of this module."""
+    if not data:
+        return None
+    head, *lines = data.decode().split("\n")
+    if head != _SEP.join((_FORMAT, str(text_chars), str(keep))) or len(lines) != 3:
+        return None
+    terms, entities, title = (_decoded(line) for line in lines)
+    return Features(terms, entities, title)
+
+
+def _decoded(line: str) -> Vector:
+    weights, *keys = line.split(_SEP)
+    values = array("d")
+    values.frombytes(bytes.fromhex(weights))
+    return dict(zip(keys, values, strict=True))

@@ -93,6 +93,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE subscriptions (url TEXT PRIMARY KEY, title TEXT, added TEXT NOT NULL);
     """,
+    # 6: an item's clustering features, extracted when it was normalised (in a
+    # worker process during a big refresh) so the clusterer need not tokenise.
+    """
+    ALTER TABLE items ADD COLUMN features BLOB;
+    """,
 )
 
 ITEM_COLUMNS = (

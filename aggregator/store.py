@@ -9,7 +9,7 @@ deprecated). Time is always a parameter.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -191,8 +191,16 @@ class SQLiteStore:
     # -- items ---------------------------------------------------------------
 
     def update_source(
-        self, key: str, items: Sequence[Item], state: SourceState
+        self,
+        key: str,
+        items: Sequence[Item],
+        state: SourceState,
+        features: Mapping[str, bytes] | None = None,
     ) -> tuple[list[Item], int]:
+        """Store a source's new and edited items and its state, in one transaction;
+        returns the new items and how many were edited. *features* are the
+        clusterer's, by item id, stored beside the items (opaque here)."""
+        features = features or {}
         new: list[Item] = []
         changed = 0
         with self._transaction() as db:
@@ -200,11 +208,11 @@ class SQLiteStore:
                 known = self._match(db, item)
                 decision = decide(item, known)
                 if decision is Decision.NEW:
-                    self._insert(db, item)
+                    self._insert(db, item, features.get(item.id))
                     new.append(item)
                 elif decision is Decision.CHANGED:
                     assert known is not None
-                    self._update(db, known.id, item)
+                    self._update(db, known.id, item, features.get(item.id))
                     changed += 1
             self._put_source(db, key, state)
         return new, changed
@@ -225,15 +233,17 @@ class SQLiteStore:
                 return Known(*row)
         return None
 
-    def _insert(self, db: sqlite3.Connection, item: Item) -> None:
-        values = item_row(item)
+    def _insert(self, db: sqlite3.Connection, item: Item, features: bytes | None) -> None:
+        values = (*item_row(item), features)
         marks = ", ".join("?" * len(values))
-        db.execute(f"INSERT INTO items ({ITEM_COLUMNS}) VALUES ({marks})", values)
+        db.execute(f"INSERT INTO items ({ITEM_COLUMNS}, features) VALUES ({marks})", values)
 
-    def _update(self, db: sqlite3.Connection, item_id: str, item: Item) -> None:
+    def _update(
+        self, db: sqlite3.Connection, item_id: str, item: Item, features: bytes | None
+    ) -> None:
         # The id, the first-seen time and the story membership stay as they were.
-        names = [c.strip() for c in ITEM_COLUMNS.split(",")]
-        values = item_row(item)
+        names = [*(c.strip() for c in ITEM_COLUMNS.split(",")), "features"]
+        values = (*item_row(item), features)
         keep = {"id", "seen"}
         sets = ", ".join(f"{n} = ?" for n in names if n not in keep)
         params = [v for n, v in zip(names, values, strict=True) if n not in keep]
@@ -255,6 +265,11 @@ class SQLiteStore:
             (-1 if limit is None else limit,),
         )
         return [item_from_row(row) for row in rows]
+
+    def features(self, item_ids: Iterable[str]) -> dict[str, bytes]:
+        """The stored clustering features of these items (those that have them)."""
+        sql = "SELECT id, features FROM items WHERE features IS NOT NULL AND id IN ({})"
+        return {row[0]: bytes(row[1]) for row in self._query_in(sql, item_ids)}
 
     def unclustered_span(self) -> tuple[datetime | None, bool]:
         """The oldest publication date among items in no story, and whether any is undated."""

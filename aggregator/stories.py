@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from .cluster import Clusterer, IndexEntry, Signature
+from .cluster import Clusterer, IndexEntry, Signature, stored_features
 from .config import Config
 from .model import Item
 from .store import SQLiteStore, StoryRow
@@ -156,7 +156,13 @@ def _cluster_batch(
     cache: ClusterCache | None,
 ) -> list[str]:
     """Cluster *items* and save the stories they changed; returns those ids."""
-    assignments = clusterer.add_batch(items)
+    settings = clusterer.settings
+    features = {
+        item_id: f
+        for item_id, data in store.features(i.id for i in items).items()
+        if (f := stored_features(data, settings)) is not None
+    }
+    assignments = clusterer.add_batch(items, features)
     # A later item may bridge two stories: follow each merge to the survivor.
     survivor = {old: a.story_id for a in assignments for old in a.merged}
 

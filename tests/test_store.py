@@ -80,7 +80,7 @@ def test_a_failing_write_loses_nothing_stored_before(store, monkeypatch):
     store.update_source("feed-a", [item("1")], SourceState(etag="e1"))
     calls = []
 
-    def failing_insert(db, it):
+    def failing_insert(db, it, features):
         calls.append(it)
         if len(calls) == 2:
             raise sqlite3.OperationalError("disk I/O error")
