@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -42,10 +42,12 @@ __all__ = [
     "DEFAULT_READ_TIMEOUT",
     "DEFAULT_TOTAL_TIMEOUT",
     "USER_AGENT",
+    "Arrived",
     "Fetched",
     "HTTPStatusError",
     "Limits",
     "NotModified304",
+    "Outcome",
     "Request",
     "Validators",
     "fetch",
@@ -166,11 +168,18 @@ class HTTPStatusError(FetchError):
         self.retry_after = retry_after
 
 
+Outcome = Fetched | NotModified304 | FetchError
+Arrived = Callable[[str, Outcome], None]
+"""Told each request's key and outcome as soon as it has one."""
+
+
 def fetch_all(
-    requests: Sequence[Request], limits: Limits = Limits()
-) -> dict[str, Fetched | NotModified304 | FetchError]:
+    requests: Sequence[Request], limits: Limits = Limits(), on_result: Arrived | None = None
+) -> dict[str, Outcome]:
     """Fetch every request concurrently; one result per ``key``, never raising for one URL.
 
+    *on_result*, if given, hears of each outcome as it arrives, from the thread
+    this runs in, so a caller can get to work on a feed while others download.
     Runs its own event loop: call it from a thread with no running loop.
 
     Raises:
@@ -181,7 +190,7 @@ def fetch_all(
         raise ValueError("fetch_all: request keys must be unique")
     if not requests:
         return {}
-    return asyncio.run(_fetch_all(requests, limits))
+    return asyncio.run(_fetch_all(requests, limits, on_result))
 
 
 def fetch(
@@ -200,8 +209,8 @@ def fetch(
 
 
 async def _fetch_all(
-    requests: Sequence[Request], limits: Limits
-) -> dict[str, Fetched | NotModified304 | FetchError]:
+    requests: Sequence[Request], limits: Limits, on_result: Arrived | None
+) -> dict[str, Outcome]:
     pool = httpx.Limits(
         max_connections=limits.concurrency, max_keepalive_connections=limits.concurrency
     )
@@ -213,7 +222,14 @@ async def _fetch_all(
         limits=pool, timeout=timeout, headers=headers, follow_redirects=False
     ) as client:
         fetcher = _Fetcher(client, limits)
-        results = await asyncio.gather(*(fetcher.one(r) for r in requests))
+
+        async def one(request: Request) -> Outcome:
+            outcome = await fetcher.one(request)
+            if on_result is not None:
+                on_result(request.key, outcome)
+            return outcome
+
+        results = await asyncio.gather(*map(one, requests))
     return {r.key: result for r, result in zip(requests, results, strict=True)}
 
 

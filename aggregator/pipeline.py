@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from .config import Config
-from .dedupe import unique
-from .errors import AggregatorError, FetchError, ParseError
-from .fetch import Fetched, Limits, NotModified304, Request, Validators, fetch_all
+from .downloads import Downloads, HandOff
+from .errors import AggregatorError, FetchError
+from .fetch import Fetched, Limits, NotModified304, Outcome, Request, Validators, fetch_all
+from .ingest import Body, Ingested, IngestPool, ingest, ingest_feed
 from .local import folder_signature, read_folder
 from .model import (
-    Entry,
     Item,
     NotModified,
     RefreshReport,
@@ -33,8 +36,7 @@ from .model import (
     Story,
     Updated,
 )
-from .normalize import normalize, warm_up_language_model, with_feed_language
-from .parse import parse_feed
+from .normalize import warm_up_language_model
 from .politeness import Politeness, after_failure, after_success, due
 from .publish import FeedMeta, SharedEntries, fsync_dir, render, write_atomic
 from .store import SourceState, SQLiteStore
@@ -71,12 +73,8 @@ _FEED_ID_KEY = "feed.id"
 
 @dataclass(frozen=True, slots=True)
 class _Read:
-    entries: tuple[Entry, ...]
+    ingested: Ingested
     validators: Validators
-    warnings: tuple[str, ...]
-
-
-Outcome = Fetched | NotModified304 | FetchError
 
 
 def refresh(
@@ -109,27 +107,54 @@ def refresh(
     states = {s.key: store.source_state(s.key) for s in todo}
     due_urls = [s for s in todo if s.url and due(states[s.key].politeness, now)]
     requests = [_request(s, states[s.key]) for s in due_urls]
-    if any(r.validators == Validators() for r in requests):
-        # A feed fetched in full will likely be parsed: load the language
-        # model while we wait on the network (a conditional fetch is mostly a 304).
-        warm_up_language_model()
-    fetched = fetch_all(requests, limits(config)) if requests else {}
+    # A feed fetched in full will likely be parsed (a conditional fetch is mostly a 304).
+    full = sum(r.validators == Validators() for r in requests)
     results: list[SourceResult] = []
-    for n, source in enumerate(todo, 1):
-        if source.url is not None and source.key not in fetched:
-            results.append(SourceResult(source, Skipped(_why_not(states[source.key], now))))
-        else:
-            # pop, not get: each body is let go once stored, not held to the end.
-            results.append(
-                refresh_source(config, store, source, now, fetched.pop(source.key, None))
-            )
-        if progress:
-            progress(n, len(todo), source)
+    with _ingest_pool(full) as pool:
+        if full and pool is None:
+            warm_up_language_model()  # while we wait on the network
+        hand_off = _hand_off(pool, {s.key: s for s in due_urls}, now, config) if pool else None
+        with Downloads(requests, limits(config), hand_off) as downloads:
+            for n, source in enumerate(todo, 1):
+                if source.url is not None and source.key not in downloads:
+                    why = _why_not(states[source.key], now)
+                    results.append(SourceResult(source, Skipped(why)))
+                else:
+                    taken = downloads.take(source.key) if source.url is not None else None
+                    results.append(refresh_source(config, store, source, now, *(taken or ())))
+                if progress:
+                    progress(n, len(todo), source)
     tag_stories(config, store, cluster_new_items(config, store, cache).stories)
     stories = publish(config, store, now, base_url=base_url)
     new = sum(r.value.new for r in results if isinstance(r.value, Updated))
     changed = sum(r.value.changed for r in results if isinstance(r.value, Updated))
     return RefreshReport(tuple(results), stories, config.output.path, new, changed)
+
+
+@contextmanager
+def _ingest_pool(feeds: int) -> Iterator[IngestPool | None]:
+    """Worker processes for *feeds* full downloads, when there are enough of them."""
+    pool = IngestPool.for_feeds(feeds)
+    if pool is None:
+        yield None
+        return
+    with pool:
+        yield pool
+
+
+def _hand_off(
+    pool: IngestPool, sources: dict[str, Source], now: datetime, config: Config
+) -> HandOff:
+    """Send each downloaded body to a worker the moment it arrives."""
+
+    def hand_off(key: str, outcome: Outcome) -> tuple[Outcome, Future[Ingested] | None]:
+        if not isinstance(outcome, Fetched):
+            return outcome, None
+        body = Body(outcome.content, outcome.url, outcome.headers)
+        pending = pool.submit(sources[key], body, now, config.cluster)
+        return replace(outcome, content=b""), pending  # the worker has the bytes
+
+    return hand_off
 
 
 def limits(config: Config) -> Limits:
@@ -168,11 +193,13 @@ def refresh_source(
     source: Source,
     now: datetime,
     fetched: Outcome | None = None,
+    pending: Future[Ingested] | None = None,
 ) -> SourceResult:
     """Refresh one source; never raises for a problem of this source's own.
 
     For a feed URL, *fetched* is what :func:`fetch_all` brought back (fetched
-    now if not given); a folder is read here.
+    now if not given), and *pending* its ingest by a worker process, if one
+    has it; a folder is read here.
     """
     previous = store.source_state(source.key)
     attempt = replace(previous, last_attempt=now)
@@ -184,14 +211,14 @@ def refresh_source(
             attempt = replace(attempt, politeness=_after(previous, now, fetched, source))
         if isinstance(fetched, FetchError):
             raise fetched
-        read = _read(source, previous, fetched)
+        read = _read(config, source, previous, now, fetched, pending)
         if read is None:
             store.save_source_state(
                 source.key, replace(attempt, status="not-modified", message=None)
             )
             return SourceResult(source, NotModified())
-        items = unique(normalize(entry, now) for entry in read.entries)
-        message = "; ".join(read.warnings) or None
+        ingested = read.ingested
+        message = "; ".join(ingested.warnings) or None
         state = replace(
             attempt,
             etag=read.validators.etag,
@@ -200,8 +227,8 @@ def refresh_source(
             message=message,
             last_success=now,
         )
-        new, changed = store.update_source(source.key, items, state)
-        return SourceResult(source, Updated(len(new), changed, read.warnings))
+        new, changed = store.update_source(source.key, ingested.items, state, ingested.features)
+        return SourceResult(source, Updated(len(new), changed, ingested.warnings))
     except Exception as exc:
         # The one broad except: whatever went wrong stays with this source.
         if not isinstance(exc, AggregatorError):
@@ -228,28 +255,33 @@ def _after(previous: SourceState, now: datetime, outcome: Outcome, source: Sourc
     )
 
 
-def _read(source: Source, previous: SourceState, fetched: Outcome | None) -> _Read | None:
-    """Parse what was fetched, or read a folder; None when nothing changed."""
+def _read(
+    config: Config,
+    source: Source,
+    previous: SourceState,
+    now: datetime,
+    fetched: Outcome | None,
+    pending: Future[Ingested] | None,
+) -> _Read | None:
+    """Ingest what was fetched, or read a folder; None when nothing changed."""
     if source.path is not None:
         signature = folder_signature(source.path)
         if signature == previous.etag and previous.status in ("ok", "not-modified"):
             return None
         folder = read_folder(source.path, source.key)
-        return _Read(folder.entries, Validators(etag=signature), folder.warnings)
+        ingested = ingest(folder.entries, now, config.cluster, folder.warnings)
+        return _Read(ingested, Validators(etag=signature))
     assert source.url is not None and fetched is not None
     if isinstance(fetched, NotModified304):
         return None
     assert isinstance(fetched, Fetched)
-    parsed = parse_feed(
-        fetched.content, source=source.key, origin=fetched.url, headers=fetched.headers
-    )
-    if not parsed.entries and parsed.warnings:
-        raise ParseError(fetched.url, f"feed is broken ({parsed.warnings[0]})")
-    entries = tuple(
-        replace(e, outlet=source.name) if source.name and e.outlet == parsed.title else e
-        for e in parsed.entries
-    )
-    return _Read(with_feed_language(entries), fetched.validators, parsed.warnings)
+    if pending is not None:
+        try:
+            return _Read(pending.result(), fetched.validators)
+        except BrokenProcessPool:  # a worker died: its feeds are ingested here instead
+            log.warning("an ingest worker stopped; reading %s here", source.label)
+    body = Body(fetched.content, fetched.url, fetched.headers)
+    return _Read(ingest_feed(source, body, now, config.cluster), fetched.validators)
 
 
 def feed_id(store: SQLiteStore, config: Config) -> str:

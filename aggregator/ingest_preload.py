@@ -1,0 +1,19 @@
+"""Imported once by the fork server of :class:`~aggregator.ingest.IngestPool`.
+
+Importing this module loads what every ingest worker needs (the parsers, the
+language model, English word frequencies), so the workers forked from that
+server share one copy of them, and the first feed each gets is not slowed by
+loading them. Nothing else imports it.
+"""
+
+from __future__ import annotations
+
+from . import ingest
+from .features import idf
+from .normalize import detect_language
+
+__all__: list[str] = []
+
+detect_language("A sentence in English to load the language model.")
+idf("news")
+del ingest
