@@ -165,3 +165,34 @@ def test_find_item_by_id_prefix_or_url(store):
     assert store.find_item(it.id[:8]) == it
     assert store.find_item("https://example.org/a") == it
     assert store.find_item("nothing") is None
+
+
+def test_a_batch_is_matched_as_each_item_would_be_alone(store):
+    stored = [
+        item("g1", link="https://a.example/1", text="one"),
+        item("g2", link="https://a.example/2", text="two"),
+        item(None, source="feed-b", link="https://a.example/4", text="four"),
+    ]
+    for it in stored:
+        store.update_source(it.source, [it], SourceState())
+    # An edit moves g2 to g1's URL and text: now two rows answer each probe,
+    # and the first stored must win, as LIMIT 1 over the index picks it.
+    store.update_source(
+        "feed-a", [item("g2", link="https://a.example/1", text="one")], SourceState()
+    )
+    batch = [
+        item("g2", text="edited"),  # same guid
+        item("x1", link="https://a.example/1", text="new"),  # URL of g1 and g2
+        item("x2", source="feed-b", text="one"),  # text of g1 and g2
+        item("g1", source="feed-b", link="https://a.example/4"),  # guid of another source's
+        item(None, link="https://a.example/9", text="nothing like it"),
+    ]
+    db = store._db
+    assert store._match_all(db, batch) == [store._match(db, it) for it in batch]
+    assert [k.id if k else None for k in store._match_all(db, batch)] == [
+        stored[1].id,
+        stored[0].id,
+        stored[0].id,
+        stored[2].id,
+        None,
+    ]
