@@ -293,23 +293,38 @@ class SQLiteStore:
         """Items in no story yet, in publication order (dated by date, then
         undated; ties by id), at most *limit* of them. With *text_chars*, as
         much as the clusterer reads: text cut there, no summary or HTML."""
+        ids = self.unclustered_ids()
+        return [item for item, _ in self.to_cluster(ids[:limit], text_chars)]
+
+    def unclustered_ids(self) -> list[str]:
+        """The ids of the items in no story yet, in publication order.
+
+        Ids alone: sorting whole rows (text and all) was 4.6 s of a first
+        refresh of 25,000 items when done once a batch; this takes 0.1 s."""
+        rows = self._query(
+            "SELECT id FROM items WHERE story_id IS NULL ORDER BY published IS NULL, published, id"
+        )
+        return [row[0] for row in rows]
+
+    def to_cluster(
+        self, item_ids: Sequence[str], text_chars: int | None = None
+    ) -> list[tuple[Item, bytes | None]]:
+        """These items, in this order, with their stored clustering features.
+        With *text_chars*, as much as the clusterer reads: text cut there, no
+        summary or HTML."""
         columns = ITEM_COLUMNS
         if text_chars is not None:
             light = (
                 f"'' AS summary, substr(text, 1, {int(text_chars)}) AS text, '' AS content_html,"
             )
             columns = columns.replace(" summary, text, content_html,", f" {light}")
-        rows = self._query(
-            f"SELECT {columns} FROM items WHERE story_id IS NULL"
-            " ORDER BY published IS NULL, published, id LIMIT ?",
-            (-1 if limit is None else limit,),
-        )
-        return [item_from_row(row) for row in rows]
-
-    def features(self, item_ids: Iterable[str]) -> dict[str, bytes]:
-        """The stored clustering features of these items (those that have them)."""
-        sql = "SELECT id, features FROM items WHERE features IS NOT NULL AND id IN ({})"
-        return {row[0]: bytes(row[1]) for row in self._query_in(sql, item_ids)}
+        sql = f"SELECT {columns}, features FROM items WHERE id IN ({{}})"
+        rows = {row["id"]: row for row in self._query_in(sql, item_ids)}
+        return [
+            (item_from_row(row), row["features"])
+            for row in (rows.get(item_id) for item_id in item_ids)
+            if row is not None
+        ]
 
     def unclustered_span(self) -> tuple[datetime | None, bool]:
         """The oldest publication date among items in no story, and whether any is undated."""

@@ -138,9 +138,12 @@ def _cluster_all(
     changed: dict[str, None] = {}  # ordered, without repeats
     # The clusterer reads no more than text_chars of an item's text; a lead
     # is elected on whether its text reaches _FULL_REPORT_CHARS, well below.
-    while items := store.unclustered(text_chars=config.cluster.text_chars, limit=BATCH):
-        changed.update(dict.fromkeys(_cluster_batch(config, store, clusterer, items, cache)))
-        placed += len(items)
+    # Items stored meanwhile (by another process) are taken by the next pass.
+    while ids := store.unclustered_ids():
+        for start in range(0, len(ids), BATCH):
+            batch = store.to_cluster(ids[start : start + BATCH], config.cluster.text_chars)
+            changed.update(dict.fromkeys(_cluster_batch(config, store, clusterer, batch, cache)))
+            placed += len(batch)
     return Clustered(placed, tuple(changed))
 
 
@@ -152,15 +155,16 @@ def _cluster_batch(
     config: Config,
     store: SQLiteStore,
     clusterer: Clusterer,
-    items: list[Item],
+    batch: list[tuple[Item, bytes | None]],
     cache: ClusterCache | None,
 ) -> list[str]:
-    """Cluster *items* and save the stories they changed; returns those ids."""
-    settings = clusterer.settings
+    """Cluster these items (with their stored features) and save the stories
+    they changed; returns those ids."""
+    items = [item for item, _ in batch]
     features = {
-        item_id: f
-        for item_id, data in store.features(i.id for i in items).items()
-        if (f := stored_features(data, settings)) is not None
+        item.id: f
+        for item, data in batch
+        if (f := stored_features(data, clusterer.settings)) is not None
     }
     assignments = clusterer.add_batch(items, features)
     # A later item may bridge two stories: follow each merge to the survivor.
