@@ -39,13 +39,43 @@ class AggregatorError(Exception):
         super().__init__(where, message)
         self.where = where
         self.message = message
+        self._carried: tuple[str, str] | None = None
+        self._crossed = False  # unpickled: _carried stands for the cause
 
     def __str__(self) -> str:
         text = f"{self.message}: {self.where!r}" if self.where else self.message
-        cause = self.__cause__
-        if cause is not None and str(cause) and str(cause) not in text:
-            text += f": {type(cause).__name__}: {cause}"
+        cause = self._cause()
+        if cause is not None and cause[1] not in text:
+            text += f": {cause[0]}: {cause[1]}"
         return text
+
+    def _cause(self) -> tuple[str, str] | None:
+        """The chained cause's type name and words, if it has any."""
+        if self._crossed:
+            return self._carried
+        cause = self.__cause__
+        return (type(cause).__name__, str(cause)) if cause is not None and str(cause) else None
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # A cause does not cross a process boundary (an ingest worker's error
+        # arrives chained to the worker's traceback instead): its words do, so
+        # the error reads the same in either process.
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_carried", "_crossed")}
+        return (_rebuilt, (type(self), self.args, state, self._cause()))
+
+
+def _rebuilt(
+    kind: type[AggregatorError],
+    args: tuple[object, ...],
+    state: dict[str, object],
+    cause: tuple[str, str] | None,
+) -> AggregatorError:
+    error = kind.__new__(kind)
+    error.args = args
+    error.__dict__.update(state)
+    error._carried = cause
+    error._crossed = True
+    return error
 
 
 class ConfigError(AggregatorError):
@@ -53,9 +83,9 @@ class ConfigError(AggregatorError):
 
     def __str__(self) -> str:
         text = f"{self.where}: {self.message}"
-        cause = self.__cause__
-        if cause is not None and str(cause) and str(cause) not in text:
-            text += f" ({cause})"
+        cause = self._cause()
+        if cause is not None and cause[1] not in text:
+            text += f" ({cause[1]})"
         return text
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,9 +13,12 @@ import feedparser
 import pytest
 
 from aggregator.config import load_config
+from aggregator.fetch import Request, fetch_all
+from aggregator.ingest import Ingested, IngestPool
 from aggregator.model import NotModified, SourceError, Updated
-from aggregator.pipeline import refresh
+from aggregator.pipeline import refresh, refresh_source
 from aggregator.store import open_store
+from aggregator.subscribe import all_sources
 from tests.conftest import SHARED, FeedServer, Route, rss, write_config
 
 NOW = datetime(2024, 12, 1, 12, tzinfo=UTC)
@@ -237,3 +242,70 @@ def test_a_feed_without_a_language_gets_one_for_all_its_items(tmp_path, server):
         assert {m.language for s in store.stories(10) for m in s.members} == {"en"}
     finally:
         store.close()
+
+
+def _many_feeds(tmp_path, server, name):
+    """25 feeds of two items, one broken and one a syndicated copy (enough for a
+    pool), configured in a folder of their own."""
+    sources = []
+    for n in range(25):
+        body = WIRE.replace(b"wire.example.org", f"outlet{n}.example.org".encode())
+        body = body.replace(b"Example Wire", f"Outlet {n}".encode())
+        body = body.replace(b"Port Alder", f"Port Alder {n}".encode())
+        if n == 7:
+            body = b"<html>maintenance</html>"
+        if n == 9:
+            body = server.routes["/many/0.xml"].body  # syndicates feed 0
+        server.routes[f"/many/{n}.xml"] = Route(body)
+        sources.append(f'[[sources]]\nurl = "{server.url(f"/many/{n}.xml")}"\n')
+    folder = tmp_path / name
+    folder.mkdir()
+    return write_config(folder, "".join(sources))
+
+
+def _outcome(config_path):
+    config, report = run(config_path)
+    values = [r.value for r in report.results]
+    summary = [
+        (type(v).__name__, getattr(v, "new", None), getattr(v, "message", None)) for v in values
+    ]
+    feed = read_feed(config.output.path)
+    entries = [(e.id, e.title, tuple(sorted(link.href for link in e.links))) for e in feed.entries]
+    return summary, entries
+
+
+def test_a_refresh_ingested_by_workers_is_the_same_as_one_ingested_here(
+    tmp_path, server, monkeypatch
+):
+    pools = []
+    real = IngestPool.for_feeds
+
+    def counted(feeds):
+        pool = real(feeds)
+        pools.append(pool)
+        return pool
+
+    monkeypatch.setattr(IngestPool, "for_feeds", counted)
+    pooled = _outcome(_many_feeds(tmp_path, server, "pooled"))
+    monkeypatch.setattr("aggregator.ingest.MIN_POOLED_FEEDS", 1000)
+    alone = _outcome(_many_feeds(tmp_path, server, "alone"))
+    assert pools[0] is not None and pools[1] is None  # the first used workers, the second not
+    assert pooled == alone
+    summary, entries = pooled
+    assert summary[7][0] == "SourceError" and "not a feed" in summary[7][2]
+    assert summary[9] == ("Updated", 0, None)  # the wire's copy, stored once
+    assert entries and max(len(links) for _, _, links in entries) > 10  # merged across outlets
+
+
+def test_a_feed_whose_worker_died_is_ingested_here(sources, server):
+    config = load_config(sources)
+    store = open_store(config.database)
+    try:
+        source = next(s for s in all_sources(config, store) if s.url)
+        fetched = fetch_all([Request(source.key, source.url)])[source.key]
+        dead: Future[Ingested] = Future()
+        dead.set_exception(BrokenProcessPool("a worker died"))
+        result = refresh_source(config, store, source, NOW, fetched, dead)
+    finally:
+        store.close()
+    assert isinstance(result.value, Updated) and result.value.new == 2
