@@ -169,8 +169,9 @@ class HTTPStatusError(FetchError):
 
 
 Outcome = Fetched | NotModified304 | FetchError
-Arrived = Callable[[str, Outcome], None]
-"""Told each request's key and outcome as soon as it has one."""
+Arrived = Callable[[str, Outcome], Outcome]
+"""Told each request's key and outcome as soon as it has one; returns the
+outcome to keep for the result (the same, or a lighter one)."""
 
 
 def fetch_all(
@@ -178,8 +179,9 @@ def fetch_all(
 ) -> dict[str, Outcome]:
     """Fetch every request concurrently; one result per ``key``, never raising for one URL.
 
-    *on_result*, if given, hears of each outcome as it arrives, from the thread
-    this runs in, so a caller can get to work on a feed while others download.
+    *on_result*, if given, hears of each outcome as it arrives, so a caller can
+    get a feed parsed elsewhere while others download; what it returns is kept
+    in the result in its place. It must not raise.
     Runs its own event loop: call it from a thread with no running loop.
 
     Raises:
@@ -225,9 +227,7 @@ async def _fetch_all(
 
         async def one(request: Request) -> Outcome:
             outcome = await fetcher.one(request)
-            if on_result is not None:
-                on_result(request.key, outcome)
-            return outcome
+            return outcome if on_result is None else on_result(request.key, outcome)
 
         results = await asyncio.gather(*map(one, requests))
     return {r.key: result for r, result in zip(requests, results, strict=True)}

@@ -20,7 +20,6 @@ from datetime import datetime
 from pathlib import Path
 
 from .config import Config
-from .downloads import Downloads, HandOff
 from .errors import AggregatorError, FetchError
 from .fetch import Fetched, Limits, NotModified304, Outcome, Request, Validators, fetch_all
 from .ingest import Body, Ingested, IngestPool, ingest, ingest_feed
@@ -113,17 +112,30 @@ def refresh(
     with _ingest_pool(full) as pool:
         if full and pool is None:
             warm_up_language_model()  # while we wait on the network
-        hand_off = _hand_off(pool, {s.key: s for s in due_urls}, now, config) if pool else None
-        with Downloads(requests, limits(config), hand_off) as downloads:
-            for n, source in enumerate(todo, 1):
-                if source.url is not None and source.key not in downloads:
-                    why = _why_not(states[source.key], now)
-                    results.append(SourceResult(source, Skipped(why)))
-                else:
-                    taken = downloads.take(source.key) if source.url is not None else None
-                    results.append(refresh_source(config, store, source, now, *(taken or ())))
-                if progress:
-                    progress(n, len(todo), source)
+        handed = _HandOff(pool, {s.key: s for s in due_urls}, now, config) if pool else None
+        # The workers parse each feed as it arrives; this thread stores them
+        # once all are in (one thread: a second one storing as they arrive
+        # made every SQLite call wait for the GIL behind the downloads).
+        fetched = fetch_all(requests, limits(config), handed) if requests else {}
+        pending = handed.pending if handed else {}
+        for n, source in enumerate(todo, 1):
+            if source.url is not None and source.key not in fetched:
+                results.append(SourceResult(source, Skipped(_why_not(states[source.key], now))))
+            else:
+                # pop, not get: each body and its items are let go once stored.
+                results.append(
+                    refresh_source(
+                        config,
+                        store,
+                        source,
+                        now,
+                        fetched.pop(source.key, None),
+                        pending.pop(source.key, None),
+                        states[source.key],
+                    )
+                )
+            if progress:
+                progress(n, len(todo), source)
     tag_stories(config, store, cluster_new_items(config, store, cache).stories)
     stories = publish(config, store, now, base_url=base_url)
     new = sum(r.value.new for r in results if isinstance(r.value, Updated))
@@ -142,19 +154,32 @@ def _ingest_pool(feeds: int) -> Iterator[IngestPool | None]:
         yield pool
 
 
-def _hand_off(
-    pool: IngestPool, sources: dict[str, Source], now: datetime, config: Config
-) -> HandOff:
-    """Send each downloaded body to a worker the moment it arrives."""
+class _HandOff:
+    """Sends each downloaded body to a worker the moment it arrives, keeping
+    the worker's future in ``pending`` (called by ``fetch_all``)."""
 
-    def hand_off(key: str, outcome: Outcome) -> tuple[Outcome, Future[Ingested] | None]:
-        if not isinstance(outcome, Fetched):
-            return outcome, None
+    def __init__(
+        self, pool: IngestPool, sources: dict[str, Source], now: datetime, config: Config
+    ) -> None:
+        self.pool = pool
+        self.sources = sources
+        self.now = now
+        self.config = config
+        self.pending: dict[str, Future[Ingested]] = {}
+        self.broken = False
+
+    def __call__(self, key: str, outcome: Outcome) -> Outcome:
+        if self.broken or not isinstance(outcome, Fetched):
+            return outcome
         body = Body(outcome.content, outcome.url, outcome.headers)
-        pending = pool.submit(sources[key], body, now, config.cluster)
-        return replace(outcome, content=b""), pending  # the worker has the bytes
-
-    return hand_off
+        try:
+            submitted = self.pool.submit(self.sources[key], body, self.now, self.config.cluster)
+        except BrokenProcessPool:  # every feed from here on is ingested by this process
+            log.warning("the ingest workers stopped; reading the remaining feeds here")
+            self.broken = True
+            return outcome
+        self.pending[key] = submitted
+        return replace(outcome, content=b"")  # the worker has the bytes
 
 
 def limits(config: Config) -> Limits:
@@ -194,14 +219,17 @@ def refresh_source(
     now: datetime,
     fetched: Outcome | None = None,
     pending: Future[Ingested] | None = None,
+    previous: SourceState | None = None,
 ) -> SourceResult:
     """Refresh one source; never raises for a problem of this source's own.
 
     For a feed URL, *fetched* is what :func:`fetch_all` brought back (fetched
     now if not given), and *pending* its ingest by a worker process, if one
-    has it; a folder is read here.
+    has it; a folder is read here. *previous* is the source's stored state,
+    when the caller has just read it.
     """
-    previous = store.source_state(source.key)
+    if previous is None:
+        previous = store.source_state(source.key)
     attempt = replace(previous, last_attempt=now)
     try:
         if source.url is not None and fetched is None:
