@@ -373,23 +373,29 @@ def _ranked_vectorised(
     the same order among equal sums."""
     import numpy as np  # here: a refresh with nothing to cluster never needs it (50 ms)
 
-    numbers = np.concatenate([np.frombuffer(p, dtype=np.int64)[-scan:] for p, _ in lists])
-    weights = np.repeat([w for _, w in lists], [min(len(p), scan) for p, _ in lists])
-    # A stable sort groups each story's postings, first appearance first;
-    # bincount then adds each group's weights one by one in their original
-    # order, exactly as _ranked does (np.add.reduceat adds pairwise: other sums).
-    order = np.argsort(numbers, kind="stable")
-    grouped = numbers[order]
-    new_group = np.concatenate(([True], grouped[1:] != grouped[:-1]))
-    starts = np.flatnonzero(new_group)
-    group_of = np.empty_like(order)
-    group_of[order] = np.cumsum(new_group) - 1
-    sums = np.bincount(group_of, weights=weights)
-    if len(sums) > wanted:  # keep the top sums, and every story tied with the last
-        cut = np.partition(sums, len(sums) - wanted)[len(sums) - wanted]
-        kept = np.flatnonzero(sums >= cut)
-        starts, sums = starts[kept], sums[kept]
-    first = order[starts]
-    best = np.lexsort((first, -sums))[:wanted]
-    ranked: list[int] = grouped[starts[best]].tolist()
+    parts = [np.frombuffer(p, dtype=np.int64)[-scan:] for p, _ in lists]
+    numbers = np.concatenate(parts)
+    weights = np.repeat([w for _, w in lists], [len(part) for part in parts])
+    low = int(numbers.min())
+    span = int(numbers.max()) - low + 1
+    if span > _SPAN_PER_POSTING * len(numbers):  # sparse: group by sorting instead
+        stories, slot = np.unique(numbers, return_inverse=True)
+    else:
+        stories, slot = None, numbers - low
+    # bincount adds each story's weights one by one in their original order,
+    # exactly as _ranked does (np.add.reduceat adds pairwise: other sums).
+    sums = np.bincount(slot, weights=weights)
+    first = np.full(len(sums), len(numbers))
+    np.minimum.at(first, slot, np.arange(len(numbers)))
+    hit = np.flatnonzero(first < len(numbers))
+    if len(hit) > wanted:  # keep the top sums, and every story tied with the last
+        cut = np.partition(sums[hit], len(hit) - wanted)[len(hit) - wanted]
+        hit = hit[sums[hit] >= cut]
+    best = hit[np.lexsort((first[hit], -sums[hit]))[:wanted]]
+    ranked: list[int] = (stories[best] if stories is not None else best + low).tolist()
     return ranked
+
+
+# Up to this many possible story numbers per posting read, sums go straight
+# into an array indexed by story number; sparser, the numbers are sorted first.
+_SPAN_PER_POSTING = 16
