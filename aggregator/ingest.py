@@ -2,20 +2,16 @@
 
 This is the CPU-bound half of a refresh: parse, normalise, extract the
 clusterer's features. Each feed's is independent of every other's, so a big
-refresh runs it in worker processes (:class:`IngestPool`) while feeds are still
+refresh runs it in worker processes (``workers.py``) while feeds are still
 downloading, and the main process stores what comes back. Pure, like the
 stages it calls: no I/O, no clock.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
-from types import TracebackType
 
 from .cluster import ClusterSettings, encoded_features
 from .dedupe import unique
@@ -24,15 +20,7 @@ from .model import Entry, Item, Source
 from .normalize import normalize, with_feed_language
 from .parse import parse_feed
 
-__all__ = [
-    "MAX_WORKERS",
-    "MIN_POOLED_FEEDS",
-    "Body",
-    "IngestPool",
-    "Ingested",
-    "ingest",
-    "ingest_feed",
-]
+__all__ = ["Body", "Ingested", "ingest", "ingest_feed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,50 +67,3 @@ def ingest_feed(source: Source, body: Body, now: datetime, settings: ClusterSett
         for e in parsed.entries
     )
     return ingest(with_feed_language(entries), now, settings, parsed.warnings)
-
-
-# A pool costs each worker ~0.5 s of start-up and model loading (in parallel
-# with the downloads): worth it when there is more than that to parse. One
-# 25-item feed takes ~10 ms to ingest, so 20 feeds is about where they meet.
-MIN_POOLED_FEEDS = 20
-# Ingesting is CPU-bound and the main process stores as it goes; each worker
-# holds the language and word-frequency models (~130 MB), so a few are plenty.
-MAX_WORKERS = 4
-
-
-class IngestPool:
-    """Worker processes that ingest fetched feeds, as a context manager.
-
-    The workers are forked from a fork server that loaded the language and
-    word-frequency models once (``ingest_preload``), so they share those pages
-    instead of each loading its own copy. A worker that dies fails only the
-    futures it was given; the caller can ingest those feeds itself.
-    """
-
-    def __init__(self, workers: int) -> None:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["aggregator.ingest_preload"])
-        self._pool = ProcessPoolExecutor(workers, mp_context=context)
-
-    @classmethod
-    def for_feeds(cls, feeds: int) -> IngestPool | None:
-        """A pool sized for *feeds* full downloads, or None when too few to pay for one."""
-        if feeds < MIN_POOLED_FEEDS:
-            return None
-        return cls(max(1, min(os.cpu_count() or 1, MAX_WORKERS)))
-
-    def submit(
-        self, source: Source, body: Body, now: datetime, settings: ClusterSettings
-    ) -> Future[Ingested]:
-        return self._pool.submit(ingest_feed, source, body, now, settings)
-
-    def __enter__(self) -> IngestPool:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,4 +1,4 @@
-"""Imported once by the fork server of :class:`~aggregator.ingest.IngestPool`.
+"""Imported once by the fork server of :class:`~aggregator.workers.WorkerPool`.
 
 Importing this module loads what every ingest worker needs (the parsers, the
 language model, English word frequencies), so the workers forked from that
@@ -8,7 +8,7 @@ loading them. Nothing else imports it.
 
 from __future__ import annotations
 
-from . import ingest
+from . import ingest, stories
 from .features import idf
 from .normalize import detect_language
 
@@ -16,4 +16,4 @@ __all__: list[str] = []
 
 detect_language("A sentence in English to load the language model.")
 idf("news")
-del ingest
+del ingest, stories

@@ -22,7 +22,7 @@ from pathlib import Path
 from .config import Config
 from .errors import AggregatorError, FetchError
 from .fetch import Fetched, Limits, NotModified304, Outcome, Request, Validators, fetch_all
-from .ingest import Body, Ingested, IngestPool, ingest, ingest_feed
+from .ingest import Body, Ingested, ingest, ingest_feed
 from .local import folder_signature, read_folder
 from .model import (
     Item,
@@ -42,6 +42,7 @@ from .store import SourceState, SQLiteStore
 from .stories import ClusterCache, cluster_new_items, tag_stories
 from .subscribe import all_sources
 from .topics import term_of
+from .workers import WorkerPool
 
 __all__ = [
     "MIN_TOPIC_STORIES",
@@ -136,7 +137,7 @@ def refresh(
                 )
             if progress:
                 progress(n, len(todo), source)
-    tag_stories(config, store, cluster_new_items(config, store, cache).stories)
+        tag_stories(config, store, cluster_new_items(config, store, cache).stories, pool)
     stories = publish(config, store, now, base_url=base_url)
     new = sum(r.value.new for r in results if isinstance(r.value, Updated))
     changed = sum(r.value.changed for r in results if isinstance(r.value, Updated))
@@ -144,9 +145,9 @@ def refresh(
 
 
 @contextmanager
-def _ingest_pool(feeds: int) -> Iterator[IngestPool | None]:
+def _ingest_pool(feeds: int) -> Iterator[WorkerPool | None]:
     """Worker processes for *feeds* full downloads, when there are enough of them."""
-    pool = IngestPool.for_feeds(feeds)
+    pool = WorkerPool.for_feeds(feeds)
     if pool is None:
         yield None
         return
@@ -159,7 +160,7 @@ class _HandOff:
     the worker's future in ``pending`` (called by ``fetch_all``)."""
 
     def __init__(
-        self, pool: IngestPool, sources: dict[str, Source], now: datetime, config: Config
+        self, pool: WorkerPool, sources: dict[str, Source], now: datetime, config: Config
     ) -> None:
         self.pool = pool
         self.sources = sources
@@ -173,7 +174,8 @@ class _HandOff:
             return outcome
         body = Body(outcome.content, outcome.url, outcome.headers)
         try:
-            submitted = self.pool.submit(self.sources[key], body, self.now, self.config.cluster)
+            source, settings = self.sources[key], self.config.cluster
+            submitted = self.pool.submit(ingest_feed, source, body, self.now, settings)
         except BrokenProcessPool:  # every feed from here on is ingested by this process
             log.warning("the ingest workers stopped; reading the remaining feeds here")
             self.broken = True

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from .cluster import Clusterer, IndexEntry, Signature, stored_features
 from .config import Config
-from .model import Item
-from .store import SQLiteStore, StoryRow
+from .model import Item, Topic, TopicRule
+from .store import SQLiteStore, StoryRow, open_store
 from .story_index import Loader
 from .topics import tag_story
+from .workers import WorkerPool
 
 __all__ = [
     "BATCH",
@@ -28,6 +32,7 @@ __all__ = [
     "Clustered",
     "cluster_new_items",
     "load_clusterer",
+    "tag_chunk",
     "tag_stories",
 ]
 
@@ -194,19 +199,56 @@ def _cluster_batch(
     return [row.id for row in rows]
 
 
-def tag_stories(config: Config, store: SQLiteStore, story_ids: Sequence[str]) -> None:
+Tags = dict[str, tuple[Topic, ...]]
+"""Topics by story id."""
+
+
+def tag_stories(
+    config: Config,
+    store: SQLiteStore,
+    story_ids: Sequence[str],
+    pool: WorkerPool | None = None,
+) -> None:
     """Tag these stories anew from all their members: topics belong to the story,
-    not to any one item."""
+    not to any one item. With a *pool*, its workers read and tag the stories
+    (a chunk each at a time) while this process writes what they return."""
     # In chunks: a first refresh of thousands of feeds changes thousands of
     # stories, and their members need not all be in memory at once.
-    for start in range(0, len(story_ids), _TAG_CHUNK):
-        members: dict[str, list[Item]] = store.story_members(story_ids[start : start + _TAG_CHUNK])
-        store.set_topics(
-            {
-                story_id: tag_story(items, config.topics, config.output.max_tags)
-                for story_id, items in members.items()
-            }
-        )
+    chunks = [story_ids[i : i + _TAG_CHUNK] for i in range(0, len(story_ids), _TAG_CHUNK)]
+    rules, limit = config.topics, config.output.max_tags
+    pending: list[Future[Tags]] = []
+    if pool is not None and len(chunks) > 1:
+        with suppress(BrokenProcessPool):  # then this process tags them all
+            pending = [pool.submit(tag_chunk, store.path, c, rules, limit) for c in chunks]
+    for n, chunk in enumerate(chunks):
+        tags = _result(pending[n]) if n < len(pending) else None
+        store.set_topics(tags if tags is not None else _tag(store, chunk, rules, limit))
+
+
+def _result(pending: Future[Tags]) -> Tags | None:
+    """What a worker tagged, or None when it died (the caller tags the chunk)."""
+    try:
+        return pending.result()
+    except BrokenProcessPool:
+        return None
+
+
+def tag_chunk(
+    database: Path, story_ids: Sequence[str], rules: Sequence[TopicRule], limit: int
+) -> Tags:
+    """The topics of these stories, read from the state at *database* (in a worker)."""
+    store = open_store(database)
+    try:
+        return _tag(store, story_ids, rules, limit)
+    finally:
+        store.close()
+
+
+def _tag(
+    store: SQLiteStore, story_ids: Sequence[str], rules: Sequence[TopicRule], limit: int
+) -> Tags:
+    members: dict[str, list[Item]] = store.story_members(story_ids)
+    return {story_id: tag_story(items, rules, limit) for story_id, items in members.items()}
 
 
 _TAG_CHUNK = 500

@@ -12,8 +12,9 @@ import pytest
 
 from aggregator.cluster import ClusterSettings, stored_features
 from aggregator.errors import ParseError
-from aggregator.ingest import Body, IngestPool, ingest_feed
+from aggregator.ingest import Body, ingest_feed
 from aggregator.model import Source
+from aggregator.workers import WorkerPool
 
 NOW = datetime(2024, 12, 1, 12, tzinfo=UTC)
 DATA = Path(__file__).parent / "data" / "feeds"
@@ -27,8 +28,8 @@ def body(name: str) -> tuple[Source, Body]:
 
 def test_a_worker_ingests_exactly_as_this_process_does():
     feeds = [body("rss20.xml"), body("atom10.atom")]
-    with IngestPool(2) as pool:
-        pending = [pool.submit(source, b, NOW, SETTINGS) for source, b in feeds]
+    with WorkerPool(2) as pool:
+        pending = [pool.submit(ingest_feed, source, b, NOW, SETTINGS) for source, b in feeds]
         pooled = [p.result(timeout=60) for p in pending]
     assert pooled == [ingest_feed(source, b, NOW, SETTINGS) for source, b in feeds]
     for ingested in pooled:
@@ -40,21 +41,21 @@ def test_a_worker_ingests_exactly_as_this_process_does():
 def test_a_broken_feed_fails_in_the_worker_as_it_would_here():
     source, _ = body("rss20.xml")
     junk = Body(b"<html><body>maintenance</body></html>", source.key, {})
-    with IngestPool(1) as pool, pytest.raises(ParseError, match=r"example\.org"):
-        pool.submit(source, junk, NOW, SETTINGS).result(timeout=60)
+    with WorkerPool(1) as pool, pytest.raises(ParseError, match=r"example\.org"):
+        pool.submit(ingest_feed, source, junk, NOW, SETTINGS).result(timeout=60)
 
 
 def test_a_killed_worker_fails_its_feeds_with_broken_process_pool():
     # The pipeline ingests such feeds itself (test_pipeline.py); this pins the
     # exception it catches to what a dead worker really raises.
     source, b = body("rss20.xml")
-    with IngestPool(1) as pool:
-        pool.submit(source, b, NOW, SETTINGS).result(timeout=60)  # the worker is up
+    with WorkerPool(1) as pool:
+        pool.submit(ingest_feed, source, b, NOW, SETTINGS).result(timeout=60)  # the worker is up
         for pid in list(pool._pool._processes):
             os.kill(pid, signal.SIGKILL)
         with pytest.raises(BrokenProcessPool):
-            pool.submit(source, b, NOW, SETTINGS).result(timeout=60)
+            pool.submit(ingest_feed, source, b, NOW, SETTINGS).result(timeout=60)
 
 
 def test_no_pool_for_a_few_feeds():
-    assert IngestPool.for_feeds(3) is None
+    assert WorkerPool.for_feeds(3) is None

@@ -14,11 +14,12 @@ import pytest
 
 from aggregator.config import load_config
 from aggregator.fetch import Request, fetch_all
-from aggregator.ingest import Ingested, IngestPool
+from aggregator.ingest import Ingested
 from aggregator.model import NotModified, SourceError, Updated
 from aggregator.pipeline import refresh, refresh_source
 from aggregator.store import open_store
 from aggregator.subscribe import all_sources
+from aggregator.workers import WorkerPool
 from tests.conftest import SHARED, FeedServer, Route, rss, write_config
 
 NOW = datetime(2024, 12, 1, 12, tzinfo=UTC)
@@ -278,16 +279,16 @@ def test_a_refresh_ingested_by_workers_is_the_same_as_one_ingested_here(
     tmp_path, server, monkeypatch
 ):
     pools = []
-    real = IngestPool.for_feeds
+    real = WorkerPool.for_feeds
 
     def counted(feeds):
         pool = real(feeds)
         pools.append(pool)
         return pool
 
-    monkeypatch.setattr(IngestPool, "for_feeds", counted)
+    monkeypatch.setattr(WorkerPool, "for_feeds", counted)
     pooled = _outcome(_many_feeds(tmp_path, server, "pooled"))
-    monkeypatch.setattr("aggregator.ingest.MIN_POOLED_FEEDS", 1000)
+    monkeypatch.setattr("aggregator.workers.MIN_POOLED_FEEDS", 1000)
     alone = _outcome(_many_feeds(tmp_path, server, "alone"))
     assert pools[0] is not None and pools[1] is None  # the first used workers, the second not
     assert pooled == alone
