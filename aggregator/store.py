@@ -43,7 +43,7 @@ class SourceState:
 
 @dataclass(frozen=True, slots=True)
 class StoryRow:
-    """A story as the clusterer leaves it: membership is stored on the items.
+    """A story as the clusterer leaves it: membership is stored in ``members``.
 
     ``signature`` and ``entry`` are the clusterer's, opaque here.
     """
@@ -302,7 +302,8 @@ class SQLiteStore:
         Ids alone: sorting whole rows (text and all) was 4.6 s of a first
         refresh of 25,000 items when done once a batch; this takes 0.1 s."""
         rows = self._query(
-            "SELECT id FROM items WHERE story_id IS NULL ORDER BY published IS NULL, published, id"
+            "SELECT id FROM items WHERE id NOT IN (SELECT item_id FROM members)"
+            " ORDER BY published IS NULL, published, id"
         )
         return [row[0] for row in rows]
 
@@ -329,7 +330,8 @@ class SQLiteStore:
     def unclustered_span(self) -> tuple[datetime | None, bool]:
         """The oldest publication date among items in no story, and whether any is undated."""
         row = self._query(
-            "SELECT min(published), count(*) - count(published) FROM items WHERE story_id IS NULL"
+            "SELECT min(published), count(*) - count(published) FROM items"
+            " WHERE id NOT IN (SELECT item_id FROM members)"
         )[0]
         return from_iso(row[0]), bool(row[1])
 
@@ -408,10 +410,12 @@ class SQLiteStore:
                 ],
             )
             db.executemany(
-                "UPDATE items SET story_id = ? WHERE id = ?", [(s, i) for i, s in members]
+                "INSERT INTO members VALUES (?, ?)"
+                " ON CONFLICT (item_id) DO UPDATE SET story_id = excluded.story_id",
+                members,
             )
             for old, new in merged:
-                db.execute("UPDATE items SET story_id = ? WHERE story_id = ?", (new, old))
+                db.execute("UPDATE members SET story_id = ? WHERE story_id = ?", (new, old))
                 db.execute("DELETE FROM stories WHERE id = ?", (old,))
             db.execute(
                 "INSERT INTO meta VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET value = value + 1",
@@ -448,7 +452,10 @@ class SQLiteStore:
 
     def story_members(self, story_ids: Iterable[str]) -> dict[str, list[Item]]:
         out: dict[str, list[Item]] = {}
-        sql = f"SELECT story_id, {ITEM_COLUMNS} FROM items WHERE story_id IN ({{}})"
+        sql = (
+            f"SELECT m.story_id AS story_id, {ITEM_COLUMNS} FROM members m"
+            " JOIN items ON items.id = m.item_id WHERE m.story_id IN ({})"
+        )
         for row in self._query_in(sql, story_ids):
             out.setdefault(row["story_id"], []).append(item_from_row(row))
         return out

@@ -167,10 +167,10 @@ def measure(work: Path) -> dict[str, float]:
     placed = cluster_new_items(config, store).placed
     cold = time.perf_counter() - started
     cold_peak = _peak_mb()
-    story = dict(store._db.execute("SELECT id, story_id FROM items").fetchall())
+    story = dict(store._db.execute("SELECT item_id, story_id FROM members").fetchall())
     joined = sum(story[new] == story[orig] for new, orig in truth["follow_ups"])
     sizes = dict(
-        store._db.execute("SELECT story_id, count(*) FROM items GROUP BY story_id").fetchall()
+        store._db.execute("SELECT story_id, count(*) FROM members GROUP BY story_id").fetchall()
     )
     alone = sum(sizes[story[i]] == 1 for i in truth["fresh"])
     # Warm: the window's stories already in memory, as a long-running process keeps them.

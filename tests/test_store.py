@@ -196,3 +196,43 @@ def test_a_batch_is_matched_as_each_item_would_be_alone(store):
         stored[2].id,
         None,
     ]
+
+
+def test_a_state_of_schema_6_keeps_its_stories_on_migration(tmp_path):
+    from aggregator.schema import MIGRATIONS
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path, isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:6], start=1):
+        for statement in filter(str.strip, script.split(";")):
+            old.execute(statement)
+        old.execute(f"PRAGMA user_version = {number}")
+    a, b = item("a"), item("b", text="other")
+    for it in (a, b):
+        old.execute(
+            "INSERT INTO items (id, source, fingerprint, title, summary, text, content_html,"
+            " seen, outlet, tags) VALUES (?, ?, ?, ?, '', ?, '', ?, 'o', '[]')",
+            (it.id, it.source, it.fingerprint, it.title, it.text, NOW.isoformat()),
+        )
+    old.execute(
+        "INSERT INTO stories VALUES ('s1', ?, ?, ?, x'00', '')",
+        (a.id, NOW.isoformat(), NOW.isoformat()),
+    )
+    old.execute("UPDATE items SET story_id = 's1' WHERE id = ?", (a.id,))
+    old.close()
+    store = open_store(path)
+    try:
+        assert {k: [m.id for m in v] for k, v in store.story_members(["s1"]).items()} == {
+            "s1": [a.id]
+        }
+        assert store.unclustered_ids() == [b.id]
+        # Clustering goes on as before: b joins a new story that absorbs s1.
+        s2 = StoryRow("s2", b.id, NOW, NOW, b"sig", "s2")
+        store.save_clusters([(b.id, "s2")], [s2], [("s1", "s2")])
+        members = store.story_members(["s1", "s2"])
+        assert {k: sorted(m.id for m in v) for k, v in members.items()} == {
+            "s2": sorted([a.id, b.id])
+        }
+        assert store.unclustered_ids() == []
+    finally:
+        store.close()
