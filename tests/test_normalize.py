@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -160,3 +161,10 @@ def test_the_language_model_warms_up_in_the_background_and_loads_once(monkeypatc
     module.warm_up_language_model()  # a second call starts nothing
     assert module.detect_language("Der Bundestag hat am Freitag das Gesetz beschlossen.") == "de"
     assert calls[0] == "warm up the model" and len(calls) == 2
+
+
+@given(st.text(alphabet=" \t\r\f\v\u00a0\u200b\nab", max_size=40))
+def test_runs_of_spaces_collapse_as_the_regex_did(text):
+    from aggregator.normalize import _spaces
+
+    assert _spaces(text) == re.sub("[ \t\r\f\v\u00a0\u200b]+", " ", text)
