@@ -176,8 +176,8 @@ class _HandOff:
         try:
             source, settings = self.sources[key], self.config.cluster
             submitted = self.pool.submit(ingest_feed, source, body, self.now, settings)
-        except BrokenProcessPool:  # every feed from here on is ingested by this process
-            log.warning("the ingest workers stopped; reading the remaining feeds here")
+        except Exception:  # a pool that cannot run: this process ingests from here on
+            log.exception("the ingest workers cannot take feeds; reading them here")
             self.broken = True
             return outcome
         self.pending[key] = submitted

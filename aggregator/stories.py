@@ -10,10 +10,11 @@ refreshes instead of being loaded again each time.
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,9 @@ __all__ = [
     "tag_chunk",
     "tag_stories",
 ]
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,8 +222,11 @@ def tag_stories(
     rules, limit = config.topics, config.output.max_tags
     pending: list[Future[Tags]] = []
     if pool is not None and len(chunks) > 1:
-        with suppress(BrokenProcessPool):  # then this process tags them all
+        try:
             pending = [pool.submit(tag_chunk, store.path, c, rules, limit) for c in chunks]
+        except Exception:  # a pool that cannot run: this process tags them all
+            log.exception("the workers cannot take stories to tag; tagging them here")
+            pending = []
     for n, chunk in enumerate(chunks):
         tags = _result(pending[n]) if n < len(pending) else None
         store.set_topics(tags if tags is not None else _tag(store, chunk, rules, limit))

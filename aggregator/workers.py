@@ -46,8 +46,10 @@ class WorkerPool:
 
     @classmethod
     def for_feeds(cls, feeds: int) -> WorkerPool | None:
-        """A pool sized for *feeds* full downloads, or None when too few to pay for one."""
-        if feeds < MIN_POOLED_FEEDS:
+        """A pool sized for *feeds* full downloads, or None when too few to pay
+        for one, or when this process may not start any (a daemonic process,
+        as the daemon's refresh process is, has no children)."""
+        if feeds < MIN_POOLED_FEEDS or multiprocessing.current_process().daemon:
             return None
         return cls(max(1, min(os.cpu_count() or 1, MAX_WORKERS)))
 

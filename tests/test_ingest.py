@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 from concurrent.futures.process import BrokenProcessPool
@@ -59,3 +60,20 @@ def test_a_killed_worker_fails_its_feeds_with_broken_process_pool():
 
 def test_no_pool_for_a_few_feeds():
     assert WorkerPool.for_feeds(3) is None
+
+
+def _pool_in_a_daemonic_process(answer) -> None:
+    answer.send(WorkerPool.for_feeds(1000) is None)
+
+
+def test_no_pool_in_a_daemonic_process():
+    # The daemon refreshes in a daemonic process, which may have no children:
+    # a pool there would fail on its first feed, so it ingests in one process.
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    child = context.Process(target=_pool_in_a_daemonic_process, args=(theirs,), daemon=True)
+    child.start()
+    try:
+        assert ours.poll(60) and ours.recv() is True
+    finally:
+        child.join(10)
