@@ -10,7 +10,9 @@ Then, in the same run:
 - bare parse: ``feedparser.parse()`` with its default settings on the same
   bytes, one after another in one process: the yardstick;
 - first refresh: ``aggregator refresh`` in a fresh process over all the feeds
-  (fetch, parse, normalise, cluster, tag, store, publish), and its peak memory;
+  (fetch, parse, normalise, cluster, tag, store, publish), and its peak memory:
+  that of its largest process, and that of all its processes (the worker pool)
+  together, sampled from /proc as PSS so that pages the workers share count once;
 - second refresh: nothing changed, so every feed answers 304.
 
 Prints the times and the ratios (issue 5 targets: first <= 0.8 x bare parse,
@@ -26,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -124,16 +127,67 @@ def _free_port() -> int:
         return port
 
 
-def _refresh(config: Path) -> tuple[float, float]:
-    """Seconds and peak MB of one `aggregator refresh` in a fresh process."""
+def _descendants(root: int) -> list[int]:
+    """*root* and every process below it (Linux /proc)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(parents.get(pid, ()))
+    return found
+
+
+def _pss_mb(pids: list[int]) -> float:
+    """The proportional set size of these processes together: shared pages
+    (the workers' copy-on-write models) count once, split among them."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+class _TreeMemory(threading.Thread):
+    """Samples the memory of a process and all its children, 20 times a second."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak = 0.0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.05):
+            self.peak = max(self.peak, _pss_mb(_descendants(self.pid)))
+
+
+def _refresh(config: Path) -> tuple[float, float, float]:
+    """Seconds, the largest process's peak MB, and the peak MB of all its
+    processes together (PSS), of one `aggregator refresh` in a fresh process."""
     started = time.perf_counter()
-    subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-m", "aggregator", "refresh", "--quiet", "--config", str(config)],
-        check=True,
         stdout=subprocess.DEVNULL,
     )
+    tree = _TreeMemory(process.pid)
+    tree.start()
+    if process.wait() != 0:
+        raise SystemExit(f"aggregator refresh failed with status {process.returncode}")
     seconds = time.perf_counter() - started
-    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    tree.done.set()
+    tree.join()
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, tree.peak
 
 
 def main() -> None:
@@ -165,8 +219,8 @@ def main() -> None:
             )
             config = work / "config.toml"
             config.write_text(f"[output]\nlimit = 200\n{sources}", encoding="utf-8")
-            first, peak = _refresh(config)
-            second, _ = _refresh(config)
+            first, peak, together = _refresh(config)
+            second, _, _ = _refresh(config)
         finally:
             server.terminate()
             server.wait()
@@ -177,7 +231,10 @@ def main() -> None:
     print(
         f"second refresh (304s):    {second:6.1f} s = first / {first / second:.1f} (target >= 10)"
     )
-    print(f"peak memory of a refresh: {peak:6.0f} MB (target < 300)")
+    print(
+        f"peak memory of a refresh: {together:6.0f} MB, all its processes together (PSS);"
+        f" the largest alone {peak:.0f} MB (target < 300)"
+    )
 
 
 if __name__ == "__main__":
