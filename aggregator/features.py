@@ -152,11 +152,11 @@ def _lexeme(raw: str, language: str) -> tuple[str, int]:
     return stem, (_NAMELIKE if raw[0].isupper() and rare else _WORD)
 
 
-# Per-language caches of _lexeme and _weight: plain dicts, because this is the
+# Per-language caches of _token and _weight: plain dicts, because this is the
 # inner loop of clustering and a dict lookup costs a fraction of an lru_cache
 # call. Each is emptied when it reaches _CACHE_SIZE, so memory stays bounded.
 _CACHE_SIZE = 200_000
-_LEXEMES: dict[str, dict[str, tuple[str, int]]] = {}
+_TOKENS: dict[str, dict[str, tuple[str, int, bool, bool]]] = {}
 _WEIGHTS: dict[str, dict[str, float]] = {}
 
 
@@ -172,40 +172,45 @@ def _cache(caches: dict[str, dict[str, Any]], language: str) -> dict[str, Any]:
 _TRAILING = "'’.-"
 
 
+def _token(raw: str, language: str) -> tuple[str, int, bool, bool]:
+    """What ``_count`` needs of a raw token: its stem and kind (of the token
+    without its trailing ' . -), whether it is capitalised, and whether a '.'
+    it ends with opens the gap before the next token."""
+    stripped = raw.rstrip(_TRAILING)
+    stem, kind = _lexeme(stripped, language)
+    return stem, kind, raw[0].isupper(), "." in raw[len(stripped) :]
+
+
 def _count(text: str, repeat: int, language: str, terms: Counts, entities: Counts) -> None:
     """Add *text*'s term and entity counts, *repeat* times each, into the dicts."""
-    lexemes = _cache(_LEXEMES, language)
-    lookup = lexemes.get
+    tokens = _cache(_TOKENS, language)
+    lookup = tokens.get
+    count_term = terms.get
     run: list[str] = []
     first = True
-    carried = ""  # trailing punctuation of the previous token: part of this gap
+    after_dot = False  # the previous token ended with a '.': part of this gap
     for gap, raw in _TOKEN.findall(text):
-        if carried:
-            gap = carried + gap
-            carried = ""
-        if raw[-1] in _TRAILING:
-            stripped = raw.rstrip(_TRAILING)
-            carried = raw[len(stripped) :]
-            raw = stripped
         found = lookup(raw)
         if found is None:
-            found = lexemes[raw] = _lexeme(raw, language)
-        stem, kind = found
+            found = tokens[raw] = _token(raw, language)
+        stem, kind, upper, dot = found
         if kind == _NUMBER:
-            terms[stem] = terms.get(stem, 0) + repeat
+            terms[stem] = count_term(stem, 0) + repeat
             entities[stem] = entities.get(stem, 0) + repeat
         elif kind:
-            terms[stem] = terms.get(stem, 0) + repeat
+            terms[stem] = count_term(stem, 0) + repeat
             # Mid-sentence capitals are names; sentence-initial ones only when rare.
-            if raw[0].isupper() and (
-                kind == _NAMELIKE or not (first or not _OPENERS.isdisjoint(gap))
+            if upper and (
+                kind == _NAMELIKE or not (first or after_dot or not _OPENERS.isdisjoint(gap))
             ):
                 run.append(stem)
                 first = False
+                after_dot = dot
                 continue
         if run:
             _flush(run, repeat, entities)
         first = False
+        after_dot = dot
     if run:
         _flush(run, repeat, entities)
 
