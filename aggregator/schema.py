@@ -102,7 +102,9 @@ MIGRATIONS: tuple[str, ...] = (
     # items.story_id rewrote the whole row, text and HTML and all: 25,000
     # items cost 2.8 s of clustering, most of it writing 150 MB to the WAL.
     # items.story_id stays, unused from here on (SQLite cannot drop a column
-    # that a foreign key uses); deleting a story still unclusters its items.
+    # that a foreign key uses). ``pending`` lists the items in no story, kept
+    # so by triggers: finding them never reads the archive (deleting a story
+    # still unclusters its items, by cascade and the last trigger).
     """
     CREATE TABLE members (
         item_id TEXT PRIMARY KEY REFERENCES items (id) ON DELETE CASCADE,
@@ -111,6 +113,19 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX members_story ON members (story_id);
     INSERT INTO members SELECT id, story_id FROM items WHERE story_id IS NOT NULL;
     UPDATE items SET story_id = NULL WHERE story_id IS NOT NULL;
+    CREATE TABLE pending (
+        item_id TEXT PRIMARY KEY REFERENCES items (id) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    INSERT INTO pending SELECT id FROM items WHERE id NOT IN (SELECT item_id FROM members);
+    CREATE TRIGGER items_pending AFTER INSERT ON items BEGIN
+        INSERT OR IGNORE INTO pending VALUES (new.id);
+    END;
+    CREATE TRIGGER members_placed AFTER INSERT ON members BEGIN
+        DELETE FROM pending WHERE item_id = new.item_id;
+    END;
+    CREATE TRIGGER members_gone AFTER DELETE ON members BEGIN
+        INSERT OR IGNORE INTO pending SELECT id FROM items WHERE id = old.item_id;
+    END
     """,
 )
 
