@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -109,8 +109,7 @@ def refresh(
     requests = [_request(s, states[s.key]) for s in due_urls]
     # A feed fetched in full will likely be parsed (a conditional fetch is mostly a 304).
     full = sum(r.validators == Validators() for r in requests)
-    results: list[SourceResult] = []
-    with _ingest_pool(full) as pool:
+    with WorkerPool.for_feeds(full) or nullcontext() as pool:
         if full and pool is None:
             warm_up_language_model()  # while we wait on the network
         handed = _HandOff(pool, {s.key: s for s in due_urls}, now, config) if pool else None
@@ -119,22 +118,15 @@ def refresh(
         # made every SQLite call wait for the GIL behind the downloads).
         fetched = fetch_all(requests, limits(config), handed) if requests else {}
         pending = handed.pending if handed else {}
+        results: list[SourceResult] = []
         for n, source in enumerate(todo, 1):
             if source.url is not None and source.key not in fetched:
                 results.append(SourceResult(source, Skipped(_why_not(states[source.key], now))))
             else:
                 # pop, not get: each body and its items are let go once stored.
-                results.append(
-                    refresh_source(
-                        config,
-                        store,
-                        source,
-                        now,
-                        fetched.pop(source.key, None),
-                        pending.pop(source.key, None),
-                        states[source.key],
-                    )
-                )
+                outcome, ingest = fetched.pop(source.key, None), pending.pop(source.key, None)
+                state = states[source.key]
+                results.append(refresh_source(config, store, source, now, outcome, ingest, state))
             if progress:
                 progress(n, len(todo), source)
         tag_stories(config, store, cluster_new_items(config, store, cache).stories, pool)
@@ -142,17 +134,6 @@ def refresh(
     new = sum(r.value.new for r in results if isinstance(r.value, Updated))
     changed = sum(r.value.changed for r in results if isinstance(r.value, Updated))
     return RefreshReport(tuple(results), stories, config.output.path, new, changed)
-
-
-@contextmanager
-def _ingest_pool(feeds: int) -> Iterator[WorkerPool | None]:
-    """Worker processes for *feeds* full downloads, when there are enough of them."""
-    pool = WorkerPool.for_feeds(feeds)
-    if pool is None:
-        yield None
-        return
-    with pool:
-        yield pool
 
 
 class _HandOff:
