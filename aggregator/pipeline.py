@@ -17,12 +17,15 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
+from .cluster import ClusterSettings
 from .config import Config
 from .errors import AggregatorError, FetchError
 from .fetch import Fetched, Limits, NotModified304, Outcome, Request, Validators, fetch_all
 from .ingest import Body, Ingested, ingest, ingest_feed
+from .intake import Intake
 from .local import folder_signature, read_folder
 from .model import (
     Item,
@@ -109,60 +112,37 @@ def refresh(
     requests = [_request(s, states[s.key]) for s in due_urls]
     # A feed fetched in full will likely be parsed (a conditional fetch is mostly a 304).
     full = sum(r.validators == Validators() for r in requests)
+    fetching = {r.key for r in requests}
+
+    def store_one(
+        source: Source, outcome: Outcome | None, pending: Future[Ingested] | None
+    ) -> SourceResult:
+        if source.url is not None and outcome is None:
+            return SourceResult(source, Skipped(_why_not(states[source.key], now)))
+        state = states[source.key]
+        return refresh_source(config, store, source, now, outcome, pending, state)
+
+    # Workers parse, normalise and extract features while feeds download,
+    # then go before clustering: they hold the models' memory (~200 MB in all).
     with WorkerPool.for_feeds(full) or nullcontext() as pool:
         if full and pool is None:
             warm_up_language_model()  # while we wait on the network
-        handed = _HandOff(pool, {s.key: s for s in due_urls}, now, config) if pool else None
-        # The workers parse each feed as it arrives; this thread stores them
-        # once all are in (one thread: a second one storing as they arrive
-        # made every SQLite call wait for the GIL behind the downloads).
-        fetched = fetch_all(requests, limits(config), handed) if requests else {}
-        pending = handed.pending if handed else {}
-        results: list[SourceResult] = []
-        for n, source in enumerate(todo, 1):
-            if source.url is not None and source.key not in fetched:
-                results.append(SourceResult(source, Skipped(_why_not(states[source.key], now))))
-            else:
-                # pop, not get: each body and its items are let go once stored.
-                outcome, ingest = fetched.pop(source.key, None), pending.pop(source.key, None)
-                state = states[source.key]
-                results.append(refresh_source(config, store, source, now, outcome, ingest, state))
-            if progress:
-                progress(n, len(todo), source)
-        tag_stories(config, store, cluster_new_items(config, store, cache).stories, pool)
+        submit = partial(_submit, pool, now=now, settings=config.cluster) if pool else None
+        intake = Intake(todo, fetching, store_one, submit, progress)
+        # With workers, each source is stored as soon as it is ready (intake.py).
+        fetched = fetch_all(requests, limits(config), intake if pool else None) if requests else {}
+        results = intake.finish(fetched)
+    tag_stories(config, store, cluster_new_items(config, store, cache).stories)
     stories = publish(config, store, now, base_url=base_url)
     new = sum(r.value.new for r in results if isinstance(r.value, Updated))
     changed = sum(r.value.changed for r in results if isinstance(r.value, Updated))
     return RefreshReport(tuple(results), stories, config.output.path, new, changed)
 
 
-class _HandOff:
-    """Sends each downloaded body to a worker the moment it arrives, keeping
-    the worker's future in ``pending`` (called by ``fetch_all``)."""
-
-    def __init__(
-        self, pool: WorkerPool, sources: dict[str, Source], now: datetime, config: Config
-    ) -> None:
-        self.pool = pool
-        self.sources = sources
-        self.now = now
-        self.config = config
-        self.pending: dict[str, Future[Ingested]] = {}
-        self.broken = False
-
-    def __call__(self, key: str, outcome: Outcome) -> Outcome:
-        if self.broken or not isinstance(outcome, Fetched):
-            return outcome
-        body = Body(outcome.content, outcome.url, outcome.headers)
-        try:
-            source, settings = self.sources[key], self.config.cluster
-            submitted = self.pool.submit(ingest_feed, source, body, self.now, settings)
-        except Exception:  # a pool that cannot run: this process ingests from here on
-            log.exception("the ingest workers cannot take feeds; reading them here")
-            self.broken = True
-            return outcome
-        self.pending[key] = submitted
-        return replace(outcome, content=b"")  # the worker has the bytes
+def _submit(
+    pool: WorkerPool, source: Source, body: Body, *, now: datetime, settings: ClusterSettings
+) -> Future[Ingested]:
+    return pool.submit(ingest_feed, source, body, now, settings)
 
 
 def limits(config: Config) -> Limits:

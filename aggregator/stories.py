@@ -12,20 +12,16 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from .cluster import Clusterer, IndexEntry, Signature, stored_features
 from .config import Config
-from .model import Item, Topic, TopicRule
-from .store import SQLiteStore, StoryRow, open_store
+from .model import Item
+from .store import SQLiteStore, StoryRow
 from .story_index import Loader
 from .topics import tag_story
-from .workers import WorkerPool
 
 __all__ = [
     "BATCH",
@@ -33,7 +29,6 @@ __all__ = [
     "Clustered",
     "cluster_new_items",
     "load_clusterer",
-    "tag_chunk",
     "tag_stories",
 ]
 
@@ -203,59 +198,19 @@ def _cluster_batch(
     return [row.id for row in rows]
 
 
-Tags = dict[str, tuple[Topic, ...]]
-"""Topics by story id."""
-
-
-def tag_stories(
-    config: Config,
-    store: SQLiteStore,
-    story_ids: Sequence[str],
-    pool: WorkerPool | None = None,
-) -> None:
+def tag_stories(config: Config, store: SQLiteStore, story_ids: Sequence[str]) -> None:
     """Tag these stories anew from all their members: topics belong to the story,
-    not to any one item. With a *pool*, its workers read and tag the stories
-    (a chunk each at a time) while this process writes what they return."""
+    not to any one item."""
     # In chunks: a first refresh of thousands of feeds changes thousands of
     # stories, and their members need not all be in memory at once.
-    chunks = [story_ids[i : i + _TAG_CHUNK] for i in range(0, len(story_ids), _TAG_CHUNK)]
-    rules, limit = config.topics, config.output.max_tags
-    pending: list[Future[Tags]] = []
-    if pool is not None and len(chunks) > 1:
-        try:
-            pending = [pool.submit(tag_chunk, store.path, c, rules, limit) for c in chunks]
-        except Exception:  # a pool that cannot run: this process tags them all
-            log.exception("the workers cannot take stories to tag; tagging them here")
-            pending = []
-    for n, chunk in enumerate(chunks):
-        tags = _result(pending[n]) if n < len(pending) else None
-        store.set_topics(tags if tags is not None else _tag(store, chunk, rules, limit))
-
-
-def _result(pending: Future[Tags]) -> Tags | None:
-    """What a worker tagged, or None when it died (the caller tags the chunk)."""
-    try:
-        return pending.result()
-    except BrokenProcessPool:
-        return None
-
-
-def tag_chunk(
-    database: Path, story_ids: Sequence[str], rules: Sequence[TopicRule], limit: int
-) -> Tags:
-    """The topics of these stories, read from the state at *database* (in a worker)."""
-    store = open_store(database)
-    try:
-        return _tag(store, story_ids, rules, limit)
-    finally:
-        store.close()
-
-
-def _tag(
-    store: SQLiteStore, story_ids: Sequence[str], rules: Sequence[TopicRule], limit: int
-) -> Tags:
-    members: dict[str, list[Item]] = store.story_members(story_ids)
-    return {story_id: tag_story(items, rules, limit) for story_id, items in members.items()}
+    for start in range(0, len(story_ids), _TAG_CHUNK):
+        members: dict[str, list[Item]] = store.story_members(story_ids[start : start + _TAG_CHUNK])
+        store.set_topics(
+            {
+                story_id: tag_story(items, config.topics, config.output.max_tags)
+                for story_id, items in members.items()
+            }
+        )
 
 
 _TAG_CHUNK = 500

@@ -11,7 +11,6 @@ from aggregator.model import Entry
 from aggregator.normalize import normalize
 from aggregator.store import SourceState, open_store
 from aggregator.stories import ClusterCache, cluster_new_items
-from aggregator.workers import WorkerPool
 from tests.conftest import write_config
 
 DAY = datetime(2024, 11, 29, 9, tzinfo=UTC)
@@ -136,28 +135,5 @@ def test_the_cycle_collector_is_paused_only_while_clustering(tmp_path, monkeypat
             assert not gc.isenabled()
         finally:
             gc.enable()
-    finally:
-        store.close()
-
-
-def test_stories_tagged_by_workers_get_the_topics_tagged_here(tmp_path, monkeypatch):
-    config = load_config(write_config(tmp_path, ""))
-    store = open_store(config.database)
-    try:
-        store.update_source("feed", [item(n, hours=n) for n in range(3)], SourceState())
-        changed = cluster_new_items(config, store).stories
-        assert len(changed) == 2
-        stories.tag_stories(config, store, changed)
-        here = store.topics(changed)
-        store.set_topics(dict.fromkeys(changed, ()))
-        monkeypatch.setattr(stories, "_TAG_CHUNK", 1)  # one chunk a story, so workers take them
-
-        def not_here(*args):
-            raise AssertionError("tagged in this process, not by a worker")
-
-        monkeypatch.setattr(stories, "_tag", not_here)  # the workers have their own
-        with WorkerPool(2) as pool:
-            stories.tag_stories(config, store, changed, pool)
-        assert store.topics(changed) == here and all(here.values())
     finally:
         store.close()
