@@ -7,21 +7,27 @@ filters empty fragments). A sample is also served over HTTP and fetched.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import feedparser
 import pytest
 
+from aggregator.config import load_config
 from aggregator.errors import ParseError
 from aggregator.fetch import Fetched, Limits, Request, fetch_all
 from aggregator.parse import parse_feed
-from tests.conftest import FeedServer, Route
+from aggregator.pipeline import refresh
+from aggregator.store import open_store
+from aggregator.workers import WorkerPool
+from tests.conftest import FeedServer, Route, write_config
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "wild-feeds" / "tests"
 FILES = sorted(p for p in CORPUS.rglob("*") if p.is_file()) if CORPUS.is_dir() else []
 IDS = [str(p.relative_to(CORPUS)) for p in FILES]
 SAMPLE = 30
+NOW = datetime(2024, 12, 1, 12, tzinfo=UTC)
 
 pytestmark = pytest.mark.skipif(not FILES, reason=f"{CORPUS} is absent")
 
@@ -73,3 +79,49 @@ def test_a_sample_served_over_http_is_fetched_intact(server: FeedServer):
             parse_feed(result.content, source="wild", origin=result.url, headers=result.headers)
         except ParseError as exc:
             assert result.url in str(exc)
+
+
+def _refresh_all(tmp_path: Path, server: FeedServer, name: str):
+    folder = tmp_path / name
+    folder.mkdir()
+    sources = "".join(
+        f'[[sources]]\nurl = "{server.url(f"/wild/{n}")}"\n' for n in range(len(FILES))
+    )
+    config = load_config(write_config(folder, sources))
+    store = open_store(config.database)
+    try:
+        report = refresh(config, store, NOW)
+        results = [
+            (
+                type(r.value).__name__,
+                getattr(r.value, "new", None),
+                getattr(r.value, "message", None),
+            )
+            for r in report.results
+        ]
+        stories = [(s.id, tuple(m.id for m in s.members)) for s in store.stories(10_000)]
+    finally:
+        store.close()
+    return results, stories, config.output.path.read_bytes().count(b"<entry>")
+
+
+def test_every_wild_feed_refreshed_by_workers_comes_out_as_refreshed_here(
+    tmp_path, server: FeedServer, monkeypatch
+):
+    # The whole corpus through the pipeline, once parsed by the worker pool and
+    # once in this process: every outcome, item and story the same.
+    for n, path in enumerate(FILES):
+        server.routes[f"/wild/{n}"] = Route(path.read_bytes())
+    pools = []
+    real = WorkerPool.for_feeds
+    monkeypatch.setattr(
+        WorkerPool, "for_feeds", lambda feeds: pools.append(real(feeds)) or pools[-1]
+    )
+    pooled = _refresh_all(tmp_path, server, "pooled")
+    assert pools[0] is not None
+    monkeypatch.setattr("aggregator.workers.MIN_POOLED_FEEDS", 10**6)
+    alone = _refresh_all(tmp_path, server, "alone")
+    assert pooled == alone
+    results, stories, entries = pooled
+    assert sum(1 for kind, _, _ in results if kind == "Updated") > len(FILES) // 2
+    assert stories and entries == min(len(stories), 200)
