@@ -21,10 +21,11 @@ from typing import ParamSpec, TypeVar
 
 __all__ = ["MAX_WORKERS", "MIN_POOLED_FEEDS", "WorkerPool"]
 
-# A pool costs each worker ~0.5 s of start-up and model loading (in parallel
-# with the downloads): worth it when there is more than that to parse. One
-# 25-item feed takes ~15 ms to ingest, so 20 feeds is about where they meet.
-MIN_POOLED_FEEDS = 20
+# A pool costs ~1 s to start (its fork server loads the models), in parallel
+# with the downloads. Whole refreshes of 25-item feeds from bench/fetch_scale.py,
+# in one process and with a pool: 20 feeds 1.4 s and 1.9 s, 50 feeds 2.4 s
+# and 2.4 s, 100 feeds 4.6 s and 3.8 s, 200 feeds 6.8 s and 6.1 s.
+MIN_POOLED_FEEDS = 50
 # The work is CPU-bound and the main process has its own share of it; a few
 # workers are plenty, and each costs memory of its own.
 MAX_WORKERS = 4

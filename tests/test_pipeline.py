@@ -246,8 +246,8 @@ def test_a_feed_without_a_language_gets_one_for_all_its_items(tmp_path, server):
 
 
 def _many_feeds(tmp_path, server, name):
-    """25 feeds of two items, one broken and one a syndicated copy (enough for a
-    pool), configured in a folder of their own."""
+    """25 feeds of two items, one broken and one a syndicated copy, configured
+    in a folder of their own."""
     sources = []
     for n in range(25):
         body = WIRE.replace(b"wire.example.org", f"outlet{n}.example.org".encode())
@@ -287,6 +287,7 @@ def test_a_refresh_ingested_by_workers_is_the_same_as_one_ingested_here(
         return pool
 
     monkeypatch.setattr(WorkerPool, "for_feeds", counted)
+    monkeypatch.setattr("aggregator.workers.MIN_POOLED_FEEDS", 10)
     pooled = _outcome(_many_feeds(tmp_path, server, "pooled"))
     monkeypatch.setattr("aggregator.workers.MIN_POOLED_FEEDS", 1000)
     alone = _outcome(_many_feeds(tmp_path, server, "alone"))
