@@ -58,17 +58,22 @@ class Intake:
         self._failed: BaseException | None = None
 
     def __call__(self, key: str, outcome: Outcome) -> Outcome:
-        """``fetch_all``'s callback: hand the body over, store what is ready."""
+        """``fetch_all``'s callback: hand the body over, store what is ready.
+
+        Returns the outcome for ``fetch_all`` to keep: without its body when a
+        worker has it. The intake keeps the body until the source is stored,
+        so a feed whose worker dies can still be read here.
+        """
         kept = outcome
         if self.submit is not None and isinstance(outcome, Fetched):
             try:
                 body = Body(outcome.content, outcome.url, outcome.headers)
                 self._pending[key] = self.submit(self._by_key[key], body)
-                kept = replace(outcome, content=b"")  # the worker has the bytes
+                kept = replace(outcome, content=b"")
             except Exception:  # a pool that cannot run: this process ingests from here on
                 log.exception("the ingest workers cannot take feeds; reading them here")
                 self.submit = None
-        self._outcomes[key] = kept
+        self._outcomes[key] = outcome
         if self._failed is None:
             try:
                 self._store(wait=False)

@@ -311,3 +311,27 @@ def test_a_feed_whose_worker_died_is_ingested_here(sources, server):
     finally:
         store.close()
     assert isinstance(result.value, Updated) and result.value.new == 2
+
+
+def test_a_refresh_whose_workers_are_killed_loses_no_feed(tmp_path, server, monkeypatch):
+    import os
+    import signal
+
+    import aggregator.pipeline
+
+    alone = _outcome(_many_feeds(tmp_path, server, "alone"))
+    real = aggregator.pipeline._submit
+    handed = []
+
+    def submit_then_kill(pool, source, body, **kwargs):
+        handed.append(source.key)
+        pending = real(pool, source, body, **kwargs)
+        if len(handed) == 5:  # mid-refresh, every worker dies
+            for pid in list(pool._pool._processes):
+                os.kill(pid, signal.SIGKILL)
+        return pending
+
+    monkeypatch.setattr(aggregator.pipeline, "_submit", submit_then_kill)
+    monkeypatch.setattr("aggregator.workers.MIN_POOLED_FEEDS", 10)
+    assert _outcome(_many_feeds(tmp_path, server, "killed")) == alone
+    assert len(handed) >= 5
