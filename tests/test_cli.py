@@ -162,3 +162,23 @@ def test_add_remove_and_opml_round_trip(tmp_path, server: FeedServer, capsys):
     )
     assert cli("import-opml", str(opml)) == 0
     assert capsys.readouterr().out == "2 feeds added, 0 already there\n"
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    sources = "".join(f'[[sources]]\nurl = "https://e{n}.example/feed"\n' for n in range(50))
+    config = tmp_path / "config.toml"
+    config.write_text(f'[state]\ndir = "state"\n{sources}', encoding="utf-8")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "sources", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # as `| head` does, before a line is read
+    with child.stderr:
+        stderr = child.stderr.read()
+    assert child.wait(60) == 1
+    assert b"Traceback" not in stderr, stderr.decode()
