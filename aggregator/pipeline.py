@@ -44,6 +44,7 @@ from .publish import FeedMeta, SharedEntries, fsync_dir, render, write_atomic
 from .store import SourceState, SQLiteStore
 from .stories import ClusterCache, cluster_new_items, tag_stories
 from .subscribe import all_sources
+from .tagging import BackgroundTagger
 from .topics import term_of
 from .workers import WorkerPool
 
@@ -132,7 +133,12 @@ def refresh(
         # With workers, each source is stored as soon as it is ready (intake.py).
         fetched = fetch_all(requests, limits(config), intake if pool else None) if requests else {}
         results = intake.finish(fetched)
-    tag_stories(config, store, cluster_new_items(config, store, cache).stories)
+        big = pool is not None
+    if big:  # the tagging of each batch's stories overlaps clustering (tagging.py)
+        with BackgroundTagger(config, store) as tagger:
+            tagger.finish(cluster_new_items(config, store, cache, tagger.submit).stories)
+    else:
+        tag_stories(config, store, cluster_new_items(config, store, cache).stories)
     stories = publish(config, store, now, base_url=base_url)
     new = sum(r.value.new for r in results if isinstance(r.value, Updated))
     changed = sum(r.value.changed for r in results if isinstance(r.value, Updated))

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 from .cluster import Clusterer, IndexEntry, Signature, stored_features
 from .config import Config
-from .model import Item
+from .model import Item, Topic, TopicRule
 from .store import SQLiteStore, StoryRow
 from .story_index import Loader
 from .topics import tag_story
@@ -29,6 +29,7 @@ __all__ = [
     "Clustered",
     "cluster_new_items",
     "load_clusterer",
+    "tag_items",
     "tag_stories",
 ]
 
@@ -94,19 +95,23 @@ def _loader(store: SQLiteStore) -> Loader:
 
 
 def cluster_new_items(
-    config: Config, store: SQLiteStore, cache: ClusterCache | None = None
+    config: Config,
+    store: SQLiteStore,
+    cache: ClusterCache | None = None,
+    on_batch: Callable[[list[str]], None] | None = None,
 ) -> Clustered:
     """Put every item not yet in a story into one.
 
     Items go in publication order, ``BATCH`` at a time through one clusterer,
     each batch saved in one transaction: a first refresh of thousands of feeds
     never holds them all in memory, and clusters them as one batch would.
+    *on_batch* hears the ids of the stories each saved batch changed.
     """
     oldest, undated = store.unclustered_span()
     if oldest is None and not undated:
         return Clustered()
     with _cyclic_gc_paused():
-        return _cluster_all(config, store, cache, oldest, undated)
+        return _cluster_all(config, store, cache, oldest, undated, on_batch)
 
 
 @contextmanager
@@ -133,6 +138,7 @@ def _cluster_all(
     cache: ClusterCache | None,
     oldest: datetime | None,
     undated: bool,
+    on_batch: Callable[[list[str]], None] | None,
 ) -> Clustered:
     # Only stories within the window of this batch can take its items; an
     # undated item may join a story of any date, so then every story is a candidate.
@@ -146,8 +152,11 @@ def _cluster_all(
     while ids := store.unclustered_ids():
         for start in range(0, len(ids), BATCH):
             batch = store.to_cluster(ids[start : start + BATCH], config.cluster.text_chars)
-            changed.update(dict.fromkeys(_cluster_batch(config, store, clusterer, batch, cache)))
+            saved = _cluster_batch(config, store, clusterer, batch, cache)
+            changed.update(dict.fromkeys(saved))
             placed += len(batch)
+            if on_batch is not None:
+                on_batch(saved)
     return Clustered(placed, tuple(changed))
 
 
@@ -204,13 +213,15 @@ def tag_stories(config: Config, store: SQLiteStore, story_ids: Sequence[str]) ->
     # In chunks: a first refresh of thousands of feeds changes thousands of
     # stories, and their members need not all be in memory at once.
     for start in range(0, len(story_ids), _TAG_CHUNK):
-        members: dict[str, list[Item]] = store.story_members(story_ids[start : start + _TAG_CHUNK])
-        store.set_topics(
-            {
-                story_id: tag_story(items, config.topics, config.output.max_tags)
-                for story_id, items in members.items()
-            }
-        )
+        members = store.story_members(story_ids[start : start + _TAG_CHUNK])
+        store.set_topics(tag_items(members, config.topics, config.output.max_tags))
+
+
+def tag_items(
+    members: dict[str, list[Item]], rules: Sequence[TopicRule], limit: int
+) -> dict[str, tuple[Topic, ...]]:
+    """The topics of each story, given its members."""
+    return {story_id: tag_story(items, rules, limit) for story_id, items in members.items()}
 
 
 _TAG_CHUNK = 500

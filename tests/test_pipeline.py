@@ -271,7 +271,15 @@ def _outcome(config_path):
         (type(v).__name__, getattr(v, "new", None), getattr(v, "message", None)) for v in values
     ]
     feed = read_feed(config.output.path)
-    entries = [(e.id, e.title, tuple(sorted(link.href for link in e.links))) for e in feed.entries]
+    entries = [
+        (
+            e.id,
+            e.title,
+            tuple(sorted(link.href for link in e.links)),
+            tuple(t.term for t in e.get("tags", [])),
+        )
+        for e in feed.entries
+    ]
     return summary, entries
 
 
@@ -296,7 +304,8 @@ def test_a_refresh_ingested_by_workers_is_the_same_as_one_ingested_here(
     summary, entries = pooled
     assert summary[7][0] == "SourceError" and "not a feed" in summary[7][2]
     assert summary[9] == ("Updated", 0, None)  # the wire's copy, stored once
-    assert entries and max(len(links) for _, _, links in entries) > 10  # merged across outlets
+    assert entries and max(len(links) for _, _, links, _ in entries) > 10  # merged across outlets
+    assert any(tags for *_, tags in entries)  # and tagged
 
 
 def test_a_feed_whose_worker_died_is_ingested_here(sources, server):

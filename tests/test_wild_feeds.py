@@ -99,7 +99,7 @@ def _refresh_all(tmp_path: Path, server: FeedServer, name: str):
             )
             for r in report.results
         ]
-        stories = [(s.id, tuple(m.id for m in s.members)) for s in store.stories(10_000)]
+        stories = [(s.id, tuple(m.id for m in s.members), s.topics) for s in store.stories(10_000)]
     finally:
         store.close()
     return results, stories, config.output.path.read_bytes().count(b"<entry>")
