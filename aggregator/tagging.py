@@ -13,16 +13,15 @@ the ingest workers and their models are gone by then).
 from __future__ import annotations
 
 import logging
-import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
-from types import TracebackType
 
 from .config import Config
 from .model import Topic, TopicRule
 from .store import SQLiteStore, open_store
 from .stories import tag_items, tag_stories
+from .workers import WorkerPool
 
 __all__ = ["BackgroundTagger", "tag_saved"]
 
@@ -52,8 +51,8 @@ class BackgroundTagger:
     def __init__(self, config: Config, store: SQLiteStore) -> None:
         self.config = config
         self.store = store
-        context = multiprocessing.get_context("spawn")
-        self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(1, mp_context=context)
+        self._workers = WorkerPool(1, fork_server=False)
+        self._pool: WorkerPool | None = self._workers
         self._pending: list[Future[Tags]] = []
 
     def submit(self, story_ids: Sequence[str]) -> None:
@@ -67,9 +66,11 @@ class BackgroundTagger:
         except Exception:  # cannot run: finish() tags everything here
             log.exception("cannot tag in the background; tagging here")
             self._pool = None
+            self._pending = []  # a story tagged before may have changed since
 
     def finish(self, story_ids: Sequence[str]) -> None:
-        """Write the topics of *story_ids* (those that exist), in one transaction."""
+        """Write the topics of *story_ids*: the background tagging's of those it
+        tagged after their last change, then this process's of the rest."""
         tagged: Tags = {}
         for pending in self._pending:  # in order: a story's last tagging wins
             try:
@@ -84,13 +85,8 @@ class BackgroundTagger:
         tag_stories(self.config, self.store, missing)
 
     def __enter__(self) -> BackgroundTagger:
+        self._workers.__enter__()
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+    def __exit__(self, *exc: object) -> None:
+        self._workers.__exit__(None, None, None)

@@ -41,10 +41,18 @@ class WorkerPool:
     (and so does every later ``submit``); callers do that work themselves.
     """
 
-    def __init__(self, workers: int) -> None:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["aggregator.ingest_preload"])
-        self._pool = ProcessPoolExecutor(workers, mp_context=context)
+    def __init__(self, workers: int, *, fork_server: bool = True) -> None:
+        """*workers* processes, forked from the fork server with the models
+        loaded, or (``fork_server=False``) each spawned fresh, for work that
+        needs other modules than ingesting does."""
+        self._fork_server = fork_server
+        if fork_server:
+            server = multiprocessing.get_context("forkserver")
+            server.set_forkserver_preload(["aggregator.ingest_preload"])
+            self._pool = ProcessPoolExecutor(workers, mp_context=server)
+        else:
+            spawn = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(workers, mp_context=spawn)
 
     @classmethod
     def for_feeds(cls, feeds: int) -> WorkerPool | None:
@@ -69,7 +77,8 @@ class WorkerPool:
         traceback: TracebackType | None,
     ) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-        _stop_fork_server()
+        if self._fork_server:
+            _stop_fork_server()
 
 
 def _stop_fork_server() -> None:
