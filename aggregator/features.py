@@ -27,8 +27,6 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-import wordfreq
-
 __all__ = [
     "DEFAULT_FEATURE_TERMS",
     "DEFAULT_TEXT_CHARS",
@@ -105,12 +103,16 @@ class Features:
 
 @lru_cache(maxsize=8)
 def _frequencies(language: str) -> Mapping[str, float]:
+    import wordfreq  # here: importing it is 0.1 s a refresh with nothing to read needs not pay
+
     return wordfreq.get_frequency_dict(language, wordlist="best")
 
 
 @lru_cache(maxsize=64)
 def _language(language: str | None) -> str:
     code = (language or "en").split("-")[0].lower()
+    import wordfreq
+
     return code if code in wordfreq.available_languages() else "en"
 
 
