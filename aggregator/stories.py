@@ -10,7 +10,6 @@ refreshes instead of being loaded again each time.
 from __future__ import annotations
 
 import gc
-import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,9 +31,6 @@ __all__ = [
     "tag_items",
     "tag_stories",
 ]
-
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
