@@ -134,9 +134,9 @@ def refresh(
         fetched = fetch_all(requests, limits(config), intake if pool else None) if requests else {}
         results = intake.finish(fetched)
         big = pool is not None
-    if big:  # the tagging of each batch's stories overlaps clustering (tagging.py)
+    if big:  # each batch is saved and tagged while the next clusters (tagging.py)
         with BackgroundTagger(config, store) as tagger:
-            tagger.finish(cluster_new_items(config, store, cache, tagger.submit).stories)
+            tagger.finish(cluster_new_items(config, store, cache, tagger).stories)
     else:
         tag_stories(config, store, cluster_new_items(config, store, cache).stories)
     stories = publish(config, store, now, base_url=base_url)

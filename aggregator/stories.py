@@ -10,10 +10,11 @@ refreshes instead of being loaded again each time.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from .cluster import Clusterer, IndexEntry, Signature, stored_features
 from .config import Config
@@ -26,6 +27,8 @@ __all__ = [
     "BATCH",
     "ClusterCache",
     "Clustered",
+    "Saver",
+    "StoryBatch",
     "cluster_new_items",
     "load_clusterer",
     "tag_items",
@@ -39,6 +42,48 @@ class Clustered:
 
     placed: int = 0
     stories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoryBatch:
+    """What one batch of clustering writes, in one transaction: the stories it
+    made or changed, the items it placed, the stories it merged away."""
+
+    members: list[tuple[str, str]]  # (item id, story id)
+    rows: list[StoryRow]
+    merged: list[tuple[str, str]]  # (absorbed story id, surviving story id)
+
+    def save_to(self, store: SQLiteStore) -> int:
+        """Write it; returns the state's new :meth:`~SQLiteStore.generation`.
+        Writing a batch again, or again after later ones, leaves what writing
+        them once in order leaves: every statement is an upsert or a move."""
+        return store.save_clusters(self.members, self.rows, self.merged)
+
+
+class Saver(Protocol):
+    """Where the batches of one clustering run go, in order."""
+
+    def save(self, batch: StoryBatch) -> None: ...
+
+    def flush(self) -> int | None:
+        """Once every batch handed over is committed: the generation the last
+        one left, or None if none was handed over since the last flush."""
+        ...
+
+
+class _SaveHere:
+    """Each batch written at once, by this process."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+        self._generation: int | None = None
+
+    def save(self, batch: StoryBatch) -> None:
+        self._generation = batch.save_to(self.store)
+
+    def flush(self) -> int | None:
+        generation, self._generation = self._generation, None
+        return generation
 
 
 class ClusterCache:
@@ -94,20 +139,22 @@ def cluster_new_items(
     config: Config,
     store: SQLiteStore,
     cache: ClusterCache | None = None,
-    on_batch: Callable[[list[str]], None] | None = None,
+    saver: Saver | None = None,
 ) -> Clustered:
     """Put every item not yet in a story into one.
 
     Items go in publication order, ``BATCH`` at a time through one clusterer,
     each batch saved in one transaction: a first refresh of thousands of feeds
     never holds them all in memory, and clusters them as one batch would.
-    *on_batch* hears the ids of the stories each saved batch changed.
+    Each batch is saved here, or handed to *saver* (``tagging.py`` writes and
+    tags them in another process); clustering never reads back its own
+    batches, so it need not wait for them until the end.
     """
     oldest, undated = store.unclustered_span()
     if oldest is None and not undated:
         return Clustered()
     with _cyclic_gc_paused():
-        return _cluster_all(config, store, cache, oldest, undated, on_batch)
+        return _cluster_all(config, store, cache, oldest, undated, saver or _SaveHere(store))
 
 
 @contextmanager
@@ -134,7 +181,7 @@ def _cluster_all(
     cache: ClusterCache | None,
     oldest: datetime | None,
     undated: bool,
-    on_batch: Callable[[list[str]], None] | None,
+    saver: Saver,
 ) -> Clustered:
     # Only stories within the window of this batch can take its items; an
     # undated item may join a story of any date, so then every story is a candidate.
@@ -142,22 +189,33 @@ def _cluster_all(
     clusterer = cache.get(store, config, since) if cache else load_clusterer(store, config, since)
     placed = 0
     changed: dict[str, None] = {}  # ordered, without repeats
+    spans: dict[str, tuple[datetime, datetime]] = {}  # of the stories saved this run
+    seen: set[str] = set()  # the items clustered this run
     # The clusterer reads no more than text_chars of an item's text; a lead
     # is elected on whether its text reaches _FULL_REPORT_CHARS, well below.
-    # Items stored meanwhile (by another process) are taken by the next pass.
-    while ids := store.unclustered_ids():
+    # Items stored meanwhile (by another process) are taken by the next pass,
+    # once every batch of this one is written.
+    while True:
+        generation = saver.flush()
+        if cache and generation is not None:
+            cache.generation = generation
+        # Never an item twice: one whose batch was not saved stays for the next run.
+        ids = [i for i in store.unclustered_ids() if i not in seen]
+        if not ids:
+            return Clustered(placed, tuple(changed))
+        seen.update(ids)
         for start in range(0, len(ids), BATCH):
             batch = store.to_cluster(ids[start : start + BATCH], config.cluster.text_chars)
-            saved = _cluster_batch(config, store, clusterer, batch, cache)
-            changed.update(dict.fromkeys(saved))
+            saved = _cluster_batch(config, store, clusterer, batch, spans)
+            saver.save(saved)
+            changed.update(dict.fromkeys(row.id for row in saved.rows))
             placed += len(batch)
-            if on_batch is not None:
-                on_batch(saved)
-    return Clustered(placed, tuple(changed))
 
 
 # Items clustered and saved at a time: memory stays flat however many arrive.
-BATCH = 2000
+# With a Saver in another process, clustering's end waits for the last batch
+# to be written and tagged there: the smaller the batch, the shorter the wait.
+BATCH = 1000
 
 
 def _cluster_batch(
@@ -165,10 +223,11 @@ def _cluster_batch(
     store: SQLiteStore,
     clusterer: Clusterer,
     batch: list[tuple[Item, bytes | None]],
-    cache: ClusterCache | None,
-) -> list[str]:
-    """Cluster these items (with their stored features) and save the stories
-    they changed; returns those ids."""
+    spans: dict[str, tuple[datetime, datetime]],
+) -> StoryBatch:
+    """Cluster these items (with their stored features): what to save.
+    *spans* holds the dates of the stories saved so far this run, and is
+    kept up to date; other stories' dates are read from the store."""
     items = [item for item, _ in batch]
     features = {
         item.id: f
@@ -186,21 +245,24 @@ def _cluster_batch(
 
     placed = [(a.item_id, resolve(a.story_id)) for a in assignments]
     changed = [s for s in clusterer.changed() if s.story_id not in survivor]
-    stored = store.story_rows([*(s.story_id for s in changed), *survivor])
     # A story's date span covers its stored rows (its own and those of the
     # stories merged into it) and its new members.
+    wanted = [*(s.story_id for s in changed), *survivor]
+    known = {sid: spans[sid] for sid in wanted if sid in spans}
+    stored = store.story_rows(sid for sid in wanted if sid not in known)
+    known.update((row.id, (row.first, row.last)) for row in stored.values())
     dates: dict[str, list[datetime]] = {s.story_id: [] for s in changed}
-    for row in stored.values():
-        dates[resolve(row.id)] += [row.first, row.last]
+    for sid, span in known.items():
+        dates[resolve(sid)] += span
     by_id = {i.id: i for i in items}
     for item_id, story_id in placed:
         dates[story_id] += [by_id[item_id].date, by_id[item_id].last_modified]
     rows = [_story_row(s, dates[s.story_id], config.cluster.index_keys) for s in changed]
-    generation = store.save_clusters(placed, rows, [(old, resolve(old)) for old in survivor])
     clusterer.forget_changes()
-    if cache:
-        cache.generation = generation
-    return [row.id for row in rows]
+    for old in survivor:
+        spans.pop(old, None)
+    spans.update((row.id, (row.first, row.last)) for row in rows)
+    return StoryBatch(placed, rows, [(old, resolve(old)) for old in survivor])
 
 
 def tag_stories(config: Config, store: SQLiteStore, story_ids: Sequence[str]) -> None:

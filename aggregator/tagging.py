@@ -1,13 +1,18 @@
-"""Tagging a big refresh's stories on the core that clustering leaves idle.
+"""Saving and tagging a big refresh's stories on the core that clustering leaves idle.
 
-Clustering runs on one core, batch after batch. Each batch's changed stories
-are handed, as soon as the batch is saved, to one tagging process, which reads
-their members from the state and tags them; a story changed again later is
-tagged again later, and the last tagging of each story is the one kept. So
-when clustering ends only the last batch's stories are left to tag, and the
-topics are exactly those of tagging every story at the end (a test holds it
-to that). The process is spawned fresh, with only what tagging needs (~90 MB;
-the ingest workers and their models are gone by then).
+Clustering runs on one core, batch after batch. Each batch goes, as soon as it
+is clustered, to one process that writes it to the state (``StoryBatch``)
+and then tags the stories of the batch before it that this one did not change
+again, so that a story is mostly tagged once, after its last change. A story
+changed again later is tagged again later, and the last tagging of each story
+is the one kept; the last batch's stories are tagged once clustering ends. So
+the topics are exactly those of tagging every story at the end (tests hold it
+to that), and clustering neither writes nor tags.
+
+If that process fails, every batch it may not have written is written here,
+in order (writing a batch twice is harmless, see ``StoryBatch.save_to``), and
+every story is tagged here. The process is spawned fresh, with only what
+tagging needs (~90 MB; the ingest workers and their models are gone by then).
 """
 
 from __future__ import annotations
@@ -15,37 +20,50 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config
 from .model import Topic, TopicRule
 from .store import SQLiteStore, open_store
-from .stories import tag_items, tag_stories
+from .stories import StoryBatch, tag_items, tag_stories
 from .workers import WorkerPool
 
-__all__ = ["BackgroundTagger", "tag_saved"]
+__all__ = ["BackgroundTagger", "Saved", "save_and_tag"]
 
 log = logging.getLogger(__name__)
 
 Tags = dict[str, tuple[Topic, ...]]
 
 
-def tag_saved(
-    database: Path, story_ids: Sequence[str], rules: Sequence[TopicRule], limit: int
-) -> Tags:
-    """The topics of these stories, as the state at *database* has them now."""
+@dataclass(frozen=True, slots=True)
+class Saved:
+    generation: int | None
+    tags: Tags
+
+
+def save_and_tag(
+    database: Path,
+    batch: StoryBatch | None,
+    story_ids: Sequence[str],
+    rules: Sequence[TopicRule],
+    limit: int,
+) -> Saved:
+    """Write *batch* (if any) to the state at *database*, then tag these
+    stories as it has them."""
     store = open_store(database)
     try:
-        return tag_items(store.story_members(story_ids), rules, limit)
+        generation = batch.save_to(store) if batch else None
+        return Saved(generation, tag_items(store.story_members(story_ids), rules, limit))
     finally:
         store.close()
 
 
 class BackgroundTagger:
-    """One tagging process for the batches of one clustering run.
+    """A :class:`~aggregator.stories.Saver` that writes and tags in one other process.
 
-    ``submit`` after each saved batch; ``finish`` with the stories clustering
-    changed writes their topics, tagging here whatever the process did not.
+    Hand it to ``cluster_new_items``; then ``finish`` with the stories
+    clustering changed writes their topics.
     """
 
     def __init__(self, config: Config, store: SQLiteStore) -> None:
@@ -53,36 +71,66 @@ class BackgroundTagger:
         self.store = store
         self._workers = WorkerPool(1, fork_server=False)
         self._pool: WorkerPool | None = self._workers
-        self._pending: list[Future[Tags]] = []
+        # Handed over, not yet known to be written; None: never reached the process.
+        self._queued: list[tuple[StoryBatch, Future[Saved] | None]] = []
+        self._held: list[str] = []  # the last batch's stories, tagged after the next
+        self._tags: Tags = {}
 
-    def submit(self, story_ids: Sequence[str]) -> None:
-        if self._pool is None or not story_ids:
-            return
-        rules, limit = self.config.topics, self.config.output.max_tags
-        try:
-            self._pending.append(
-                self._pool.submit(tag_saved, self.store.path, list(story_ids), rules, limit)
-            )
-        except Exception:  # cannot run: finish() tags everything here
-            log.exception("cannot tag in the background; tagging here")
-            self._pool = None
-            self._pending = []  # a story tagged before may have changed since
+    def save(self, batch: StoryBatch) -> None:
+        ids = [row.id for row in batch.rows]
+        changed = set(ids)
+        ready = [s for s in self._held if s not in changed]
+        self._held = ids
+        self._queued.append((batch, self._submit(batch, ready)))
+
+    def flush(self) -> int | None:
+        generation = None
+        for n, (_, future) in enumerate(self._queued):
+            try:
+                if future is None:
+                    raise RuntimeError("not handed to the background process")
+                saved = future.result()
+            except Exception:
+                log.exception("background saving and tagging failed; doing both here")
+                self._pool = None
+                self._tags = {}
+                for batch, _ in self._queued[n:]:  # in order: later batches win
+                    generation = batch.save_to(self.store)
+                break
+            generation = saved.generation if saved.generation is not None else generation
+            self._tags.update(saved.tags)  # in order: a story's last tagging wins
+        self._queued = []
+        return generation
 
     def finish(self, story_ids: Sequence[str]) -> None:
-        """Write the topics of *story_ids*: the background tagging's of those it
-        tagged after their last change, then this process's of the rest."""
-        tagged: Tags = {}
-        for pending in self._pending:  # in order: a story's last tagging wins
+        """Write the topics of *story_ids*: those the process tagged after
+        their last change, and the rest (the last batch's), tagged now, there
+        if it still runs, else here."""
+        self.flush()
+        held = set(self._held)
+        tagged = {s: self._tags[s] for s in story_ids if s in self._tags and s not in held}
+        rest = [s for s in story_ids if s not in tagged]
+        there = self._submit(None, rest) if rest else None
+        if there is not None:
             try:
-                tagged.update(pending.result())
+                tagged.update(there.result().tags)
             except Exception:
                 log.exception("background tagging failed; tagging here")
-                tagged = {}
-                break
-        wanted = set(story_ids)
-        missing = [s for s in story_ids if s not in tagged]
-        self.store.set_topics({s: t for s, t in tagged.items() if s in wanted})
-        tag_stories(self.config, self.store, missing)
+                self._pool = None
+        self.store.set_topics(tagged)
+        tag_stories(self.config, self.store, [s for s in story_ids if s not in tagged])
+
+    def _submit(self, batch: StoryBatch | None, story_ids: list[str]) -> Future[Saved] | None:
+        """``save_and_tag`` in the process, or None once it cannot take work."""
+        if self._pool is None:
+            return None
+        rules, limit = self.config.topics, self.config.output.max_tags
+        try:
+            return self._pool.submit(save_and_tag, self.store.path, batch, story_ids, rules, limit)
+        except Exception:  # flush() writes what it did not take, finish() tags it
+            log.exception("the background process takes no more work; doing it here")
+            self._pool = None
+            return None
 
     def __enter__(self) -> BackgroundTagger:
         self._workers.__enter__()

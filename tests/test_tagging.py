@@ -1,9 +1,15 @@
-"""tagging.py: topics tagged alongside clustering are those tagged at the end."""
+"""tagging.py: batches saved and tagged in the background end as saving and tagging here does."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import signal
 from datetime import timedelta
 
+import pytest
+
+import aggregator.tagging
 from aggregator import stories
 from aggregator.config import load_config
 from aggregator.model import Entry
@@ -12,37 +18,61 @@ from aggregator.store import SourceState, open_store
 from aggregator.tagging import BackgroundTagger
 from aggregator.workers import WorkerPool
 from tests.conftest import write_config
-from tests.test_stories import DAY, REPORTS, item
+from tests.test_stories import DAY, REPORTS, groups, item
 
 
-def _clustered(tmp_path, name):
-    config = load_config(write_config(tmp_path / name, ""))
+@pytest.fixture(autouse=True)
+def one_item_a_batch(monkeypatch):
+    """Every item its own batch: the storm story changes in two batches in a row."""
+    monkeypatch.setattr(stories, "BATCH", 1)
+
+
+def _reports():
+    return [item(n, hours=n) for n in range(3)]
+
+
+def _done_here(tmp_path, reports):
+    """Groups and topics of clustering and tagging in this process alone."""
+    (tmp_path / "here").mkdir()
+    config = load_config(write_config(tmp_path / "here", ""))
     store = open_store(config.database)
-    store.update_source("feed", [item(n, hours=n) for n in range(3)], SourceState())
-    return config, store
-
-
-def _topics_tagged_at_the_end(tmp_path):
-    config, store = _clustered(tmp_path, "end")
     try:
+        store.update_source("feed", reports, SourceState())
         changed = stories.cluster_new_items(config, store).stories
         stories.tag_stories(config, store, changed)
-        return store.topics(changed)
+        return groups(store), store.topics(changed)
     finally:
         store.close()
 
 
-def test_batches_tagged_in_the_background_get_the_topics_tagged_at_the_end(tmp_path):
-    (tmp_path / "bg").mkdir()
-    (tmp_path / "end").mkdir()
-    expected = _topics_tagged_at_the_end(tmp_path)
-    config, store = _clustered(tmp_path, "bg")
+def _tagged_here(monkeypatch):
+    """The story ids that BackgroundTagger.finish tags in this process."""
+    here: list[str] = []
+    real = aggregator.tagging.tag_stories
+
+    def spy(config, store, story_ids):
+        here.extend(story_ids)
+        real(config, store, story_ids)
+
+    monkeypatch.setattr(aggregator.tagging, "tag_stories", spy)
+    return here
+
+
+def test_batches_saved_and_tagged_in_the_background_end_as_done_here(tmp_path, monkeypatch):
+    expected_groups, expected_topics = _done_here(tmp_path, _reports())
+    here = _tagged_here(monkeypatch)
+    config = load_config(write_config(tmp_path, ""))
+    store = open_store(config.database)
     try:
+        store.update_source("feed", _reports(), SourceState())
         with BackgroundTagger(config, store) as tagger:
-            changed = stories.cluster_new_items(config, store, on_batch=tagger.submit).stories
-            tagger.submit(changed[:1])  # and a story tagged twice: the last one counts
+            changed = stories.cluster_new_items(config, store, saver=tagger).stories
             tagger.finish(changed)
-        assert store.topics(changed) == expected and all(expected.values())
+        assert groups(store) == expected_groups and store.unclustered_ids() == []
+        assert store.topics(changed) == expected_topics and all(expected_topics.values())
+        # Storm (changed in batches 1 and 2) was tagged in the background after
+        # batch 3 was written, the library story (of the last batch) at the end.
+        assert len(changed) == 2 and here == []
     finally:
         store.close()
 
@@ -61,35 +91,92 @@ def _with_a_new_name():
     return normalize(entry, DAY + timedelta(days=1))
 
 
-def test_when_the_background_stops_taking_work_every_story_is_tagged_here(tmp_path, monkeypatch):
-    (tmp_path / "end").mkdir()
+def test_when_the_background_stops_taking_work_all_is_saved_and_tagged_here(tmp_path, monkeypatch):
+    expected_groups, expected_topics = _done_here(
+        tmp_path, [item(0), item(2, hours=2), _with_a_new_name()]
+    )
     config = load_config(write_config(tmp_path, ""))
     store = open_store(config.database)
     calls = []
     real = WorkerPool.submit
 
-    def second_fails(self, *args):
+    def third_fails(self, *args):
         calls.append(args)
-        if len(calls) == 2:
+        if len(calls) == 3:
             raise RuntimeError("pool gone")
         return real(self, *args)
 
-    monkeypatch.setattr(WorkerPool, "submit", second_fails)
+    monkeypatch.setattr(WorkerPool, "submit", third_fails)
     try:
         with BackgroundTagger(config, store) as tagger:
             store.update_source("feed", [item(0), item(2, hours=2)], SourceState())
-            first = stories.cluster_new_items(config, store, on_batch=tagger.submit).stories
-            tagger._pending[0].result()  # tagged in the background with one report
+            first = stories.cluster_new_items(config, store, saver=tagger).stories
+            assert tagger._tags  # storm, tagged in the background with one report
             # The storm story gains a report naming someone new after its
-            # background tagging, and then the pool fails: it must be tagged here.
+            # background tagging, and then the pool fails: its batch must be
+            # saved here and the story tagged here.
             store.update_source("feed", [_with_a_new_name()], SourceState())
-            second = stories.cluster_new_items(config, store, on_batch=tagger.submit).stories
+            second = stories.cluster_new_items(config, store, saver=tagger).stories
             changed = list(dict.fromkeys([*first, *second]))
             tagger.finish(changed)
-        assert len(calls) == 2
+        assert len(calls) == 3
+        assert groups(store) == expected_groups and store.unclustered_ids() == []
         topics = store.topics(changed)
-        stories.tag_stories(config, store, changed)  # as tagging at the end gives them
-        assert topics == store.topics(changed)
+        assert topics == expected_topics
         assert any(t.term == "santos" for tags in topics.values() for t in tags)  # the new name
     finally:
         store.close()
+
+
+def test_when_the_background_process_dies_every_batch_is_still_saved(tmp_path, monkeypatch):
+    expected_groups, expected_topics = _done_here(tmp_path, _reports())
+    config = load_config(write_config(tmp_path, ""))
+    store = open_store(config.database)
+    calls = []
+    real = WorkerPool.submit
+
+    def killed_after_the_first(self, *args):
+        calls.append(args)
+        if len(calls) == 2:
+            for pid in list(self._pool._processes):
+                os.kill(pid, signal.SIGKILL)
+        return real(self, *args)
+
+    monkeypatch.setattr(WorkerPool, "submit", killed_after_the_first)
+    try:
+        store.update_source("feed", _reports(), SourceState())
+        with BackgroundTagger(config, store) as tagger:
+            changed = stories.cluster_new_items(config, store, saver=tagger).stories
+            tagger.finish(changed)
+        assert len(calls) >= 2
+        assert groups(store) == expected_groups and store.unclustered_ids() == []
+        assert store.topics(changed) == expected_topics
+    finally:
+        store.close()
+
+
+def test_a_story_changed_by_the_last_batch_is_tagged_anew_here(tmp_path, monkeypatch):
+    santos = _with_a_new_name()
+    late = [item(0), item(2, hours=1), normalize_at(santos, hours=2)]
+    expected_groups, expected_topics = _done_here(tmp_path, late)
+    here = _tagged_here(monkeypatch)
+    config = load_config(write_config(tmp_path, ""))
+    store = open_store(config.database)
+    try:
+        store.update_source("feed", late, SourceState())
+        with BackgroundTagger(config, store) as tagger:
+            changed = stories.cluster_new_items(config, store, saver=tagger).stories
+            stale = dict(tagger._tags)  # storm, tagged after batch 2 with one report
+            tagger.finish(changed)
+        storm = changed[0]
+        assert storm in stale and here == []
+        assert not any(t.term == "santos" for t in stale[storm])
+        assert groups(store) == expected_groups
+        assert store.topics(changed) == expected_topics
+        assert any(t.term == "santos" for t in expected_topics[storm])
+    finally:
+        store.close()
+
+
+def normalize_at(report, hours):
+    return dataclasses.replace(report, published=DAY + timedelta(hours=hours))
