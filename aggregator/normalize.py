@@ -64,6 +64,13 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _BLOCK_END = re.compile(
     r"<\s*(br|/p|/div|/li|/h[1-6]|/blockquote|/tr|/pre|/section|/article|hr)\b[^>]*>", re.I
 )
+_CELL_END = re.compile(r"<\s*/(td|th)\b[^>]*>", re.I)
+# What html_to_text lets through nh3 to read as breaks: every other tag goes
+# first (script and style with their content), and these after the breaks.
+_BREAKING_TAGS = {
+    *("p", "br", "div", "li", "blockquote", "tr", "td", "th", "pre", "section", "article"),
+    *("hr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "tbody", "thead", "ul", "ol"),
+}
 _TAG = re.compile(r"<[^>]*>")
 _LOOKS_HTML = re.compile(r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9]*[\s/>]")
 # Runs of these become one space. The same as re.sub("[ \t\r\f\v\u00a0\u200b]+", " ")
@@ -136,8 +143,11 @@ def _cleaner(base: str) -> nh3.Cleaner | None:
 def html_to_text(fragment: str) -> str:
     """Plain text of an HTML fragment: tags gone, entities decoded, paragraphs kept."""
     if _LOOKS_HTML.search(fragment):
-        fragment = nh3.clean(fragment, tags={"p"})  # drops script/style with their content
+        # Drops script and style with their content, and keeps the tags that
+        # end a line: "<li>one</li><li>two</li>" is two words, not "onetwo".
+        fragment = nh3.clean(fragment, tags=_BREAKING_TAGS)
         fragment = _BLOCK_END.sub("\n\n", fragment)
+        fragment = _CELL_END.sub(" ", fragment)
         fragment = _TAG.sub("", fragment)
     text = html.unescape(fragment)
     text = _spaces(unicodedata.normalize("NFC", text))  # one pass: \n is kept

@@ -85,6 +85,21 @@ def test_html_to_text_keeps_paragraphs_and_drops_scripts():
     assert text == "Hello & world\n\nSecond"
 
 
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("<ul><li>one</li><li>two</li></ul>", "one\n\ntwo"),
+        ("<div>first</div><div>second</div>", "first\n\nsecond"),
+        ("line<br>next<br/>last", "line\n\nnext\n\nlast"),
+        ("<h2>Storm</h2><p>The road closed.</p>", "Storm\n\nThe road closed."),
+        ("<table><tr><td>a</td><td>b</td></tr><tr><td>c</td></tr></table>", "a b\n\nc"),
+        ("<span>in</span><span>line</span> <i>words</i>", "inline words"),
+    ],
+)
+def test_html_to_text_never_glues_words_across_blocks(html, text):
+    assert html_to_text(html) == text
+
+
 def test_fingerprint_ignores_case_spacing_and_punctuation():
     assert fingerprint("Big News!", "Some  text.") == fingerprint("big news", "some text")
     assert fingerprint("Big News", "text") != fingerprint("Big News", "other text")
