@@ -271,7 +271,7 @@ def tag_stories(config: Config, store: SQLiteStore, story_ids: Sequence[str]) ->
     # In chunks: a first refresh of thousands of feeds changes thousands of
     # stories, and their members need not all be in memory at once.
     for start in range(0, len(story_ids), _TAG_CHUNK):
-        members = store.story_members(story_ids[start : start + _TAG_CHUNK])
+        members = store.story_members(story_ids[start : start + _TAG_CHUNK], html=False)
         store.set_topics(tag_items(members, config.topics, config.output.max_tags))
 
 

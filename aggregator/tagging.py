@@ -54,7 +54,8 @@ def save_and_tag(
     store = open_store(database)
     try:
         generation = batch.save_to(store) if batch else None
-        return Saved(generation, tag_items(store.story_members(story_ids), rules, limit))
+        members = store.story_members(story_ids, html=False)
+        return Saved(generation, tag_items(members, rules, limit))
     finally:
         store.close()
 
@@ -75,6 +76,7 @@ class BackgroundTagger:
         self._queued: list[tuple[StoryBatch, Future[Saved] | None]] = []
         self._held: list[str] = []  # the last batch's stories, tagged after the next
         self._tags: Tags = {}
+        self._generation: int | None = None  # of the last batch known to be written
 
     def save(self, batch: StoryBatch) -> None:
         ids = [row.id for row in batch.rows]
@@ -82,10 +84,21 @@ class BackgroundTagger:
         ready = [s for s in self._held if s not in changed]
         self._held = ids
         self._queued.append((batch, self._submit(batch, ready)))
+        self._collect(wait=False)  # a written batch need not stay in memory
 
     def flush(self) -> int | None:
-        generation = None
-        for n, (_, future) in enumerate(self._queued):
+        self._collect(wait=True)
+        generation, self._generation = self._generation, None
+        return generation
+
+    def _collect(self, *, wait: bool) -> None:
+        """Take in the results of the batches handed over, oldest first: those
+        done, or (*wait*) all. After a failure every batch from the first that
+        failed on is written here, and all tags are dropped."""
+        while self._queued:
+            _, future = self._queued[0]
+            if not wait and (future is None or not future.done()):
+                return
             try:
                 if future is None:
                     raise RuntimeError("not handed to the background process")
@@ -94,13 +107,14 @@ class BackgroundTagger:
                 log.exception("background saving and tagging failed; doing both here")
                 self._pool = None
                 self._tags = {}
-                for batch, _ in self._queued[n:]:  # in order: later batches win
-                    generation = batch.save_to(self.store)
-                break
-            generation = saved.generation if saved.generation is not None else generation
+                for later, _ in self._queued:  # in order: later batches win
+                    self._generation = later.save_to(self.store)
+                self._queued = []
+                return
+            del self._queued[0]
+            if saved.generation is not None:
+                self._generation = saved.generation
             self._tags.update(saved.tags)  # in order: a story's last tagging wins
-        self._queued = []
-        return generation
 
     def finish(self, story_ids: Sequence[str]) -> None:
         """Write the topics of *story_ids*: those the process tagged after

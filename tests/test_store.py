@@ -268,3 +268,13 @@ def test_bulk_writes_checkpoint_the_wal_less_often_and_then_as_before(tmp_path):
         assert wal.stat().st_size <= 4 * 1024 * 1024 + 2 * 1024 * 1024
     finally:
         store.close()
+
+
+def test_story_members_without_html_are_the_members_with_no_html(store):
+    store.update_source("feed-a", [item("a", text="<p>Body one</p>"), item("b")], SourceState())
+    ids = store.unclustered_ids()
+    row = StoryRow("s1", ids[0], NOW, NOW, b"sig", "entry")
+    store.save_clusters([(i, "s1") for i in ids], [row], [])
+    full, light = store.story_members(["s1"]), store.story_members(["s1"], html=False)
+    assert [m.content_html for m in full["s1"]] and all(m.content_html for m in full["s1"])
+    assert light == {"s1": [replace(m, content_html="") for m in full["s1"]]}
