@@ -38,6 +38,9 @@ Tags = dict[str, tuple[Topic, ...]]
 
 @dataclass(frozen=True, slots=True)
 class Saved:
+    """What the process did with one hand-off: the generation its write left
+    (None when it only tagged), and the topics of the stories it tagged."""
+
     generation: int | None
     tags: Tags
 
@@ -53,7 +56,7 @@ def save_and_tag(
     stories as it has them."""
     store = open_store(database)
     try:
-        generation = batch.save_to(store) if batch else None
+        generation = batch.save_to(store) if batch is not None else None
         members = store.story_members(story_ids, html=False)
         return Saved(generation, tag_items(members, rules, limit))
     finally:
