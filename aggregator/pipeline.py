@@ -125,10 +125,7 @@ def refresh(
 
     # Workers parse, normalise and extract features while feeds download,
     # then go before clustering: they hold the models' memory (~200 MB in all).
-    with (
-        WorkerPool.for_feeds(full) or nullcontext() as pool,
-        store.bulk_writes() if pool else nullcontext(),
-    ):
+    with WorkerPool.for_feeds(full) or nullcontext() as pool:
         if full and pool is None:
             warm_up_language_model()  # while we wait on the network
         submit = partial(_submit, pool, now=now, settings=config.cluster) if pool else None

@@ -241,35 +241,6 @@ def test_a_state_of_schema_6_keeps_its_stories_on_migration(tmp_path):
         store.close()
 
 
-def test_bulk_writes_checkpoint_the_wal_less_often_and_then_as_before(tmp_path):
-    store = open_store(tmp_path / "state.sqlite")
-    wal = tmp_path / "state.sqlite-wal"
-
-    def interval():
-        return store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-
-    def write(source, n):  # ~12 MB of items, one source per 100 as a refresh writes them
-        for start in range(0, n, 100):
-            items = [
-                item(f"{source}{k}", source, text=f"{source} {k} " + "word " * 2000)
-                for k in range(start, start + 100)
-            ]
-            store.update_source(source, items, SourceState())
-
-    try:
-        assert interval() == 1000
-        with store.bulk_writes():
-            assert interval() == 16384
-            write("bulk", 1200)
-            # Not checkpointed at 1,000 pages (4 MB): the WAL holds all of it.
-            assert wal.stat().st_size > 8 * 1024 * 1024
-        assert interval() == 1000
-        write("after", 1200)  # checkpointed again, and the WAL file cut back
-        assert wal.stat().st_size <= 4 * 1024 * 1024 + 2 * 1024 * 1024
-    finally:
-        store.close()
-
-
 def test_story_members_without_html_are_the_members_with_no_html(store):
     store.update_source("feed-a", [item("a", text="<p>Body one</p>"), item("b")], SourceState())
     ids = store.unclustered_ids()
