@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Future
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,11 @@ class BackgroundTagger:
                 log.exception("background saving and tagging failed; doing both here")
                 self._pool = None
                 self._tags = {}
+                # A later batch still being written there would land after
+                # the rewrite here and undo it: let those finish first.
+                for _, running in self._queued:
+                    if running is not None:
+                        wait_for([running])
                 for later, _ in self._queued:  # in order: later batches win
                     self._generation = later.save_to(self.store)
                 self._queued = []

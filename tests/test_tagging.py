@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import threading
+from concurrent.futures import Future
 from datetime import timedelta
 
 import pytest
@@ -15,7 +17,8 @@ from aggregator.config import load_config
 from aggregator.model import Entry
 from aggregator.normalize import normalize
 from aggregator.store import SourceState, open_store
-from aggregator.tagging import BackgroundTagger
+from aggregator.stories import StoryBatch
+from aggregator.tagging import BackgroundTagger, Saved
 from aggregator.workers import WorkerPool
 from tests.conftest import write_config
 from tests.test_stories import DAY, REPORTS, groups, item
@@ -77,6 +80,21 @@ def test_batches_saved_and_tagged_in_the_background_end_as_done_here(tmp_path, m
         store.close()
 
 
+def _on_submit(monkeypatch, nth, action):
+    """Run *action* on the pool at its *nth* submit, before submitting; the calls."""
+    calls = []
+    real = WorkerPool.submit
+
+    def submit(self, *args):
+        calls.append(args)
+        if len(calls) == nth:
+            action(self)
+        return real(self, *args)
+
+    monkeypatch.setattr(WorkerPool, "submit", submit)
+    return calls
+
+
 def _with_a_new_name():
     title, text = REPORTS[1]
     text += " Governor Maria Santos toured the coast road. Maria Santos promised repairs."
@@ -97,16 +115,11 @@ def test_when_the_background_stops_taking_work_all_is_saved_and_tagged_here(tmp_
     )
     config = load_config(write_config(tmp_path, ""))
     store = open_store(config.database)
-    calls = []
-    real = WorkerPool.submit
 
-    def third_fails(self, *args):
-        calls.append(args)
-        if len(calls) == 3:
-            raise RuntimeError("pool gone")
-        return real(self, *args)
+    def fail(pool):
+        raise RuntimeError("pool gone")
 
-    monkeypatch.setattr(WorkerPool, "submit", third_fails)
+    calls = _on_submit(monkeypatch, 3, fail)
     try:
         with BackgroundTagger(config, store) as tagger:
             store.update_source("feed", [item(0), item(2, hours=2)], SourceState())
@@ -132,17 +145,12 @@ def test_when_the_background_process_dies_every_batch_is_still_saved(tmp_path, m
     expected_groups, expected_topics = _done_here(tmp_path, _reports())
     config = load_config(write_config(tmp_path, ""))
     store = open_store(config.database)
-    calls = []
-    real = WorkerPool.submit
 
-    def killed_after_the_first(self, *args):
-        calls.append(args)
-        if len(calls) == 2:
-            for pid in list(self._pool._processes):
-                os.kill(pid, signal.SIGKILL)
-        return real(self, *args)
+    def kill(pool):
+        for pid in list(pool._pool._processes):
+            os.kill(pid, signal.SIGKILL)
 
-    monkeypatch.setattr(WorkerPool, "submit", killed_after_the_first)
+    calls = _on_submit(monkeypatch, 2, kill)  # after the first batch was handed over
     try:
         store.update_source("feed", _reports(), SourceState())
         with BackgroundTagger(config, store) as tagger:
@@ -180,3 +188,43 @@ def test_a_story_changed_by_the_last_batch_is_tagged_anew_here(tmp_path, monkeyp
 
 def normalize_at(report, hours):
     return dataclasses.replace(report, published=DAY + timedelta(hours=hours))
+
+
+class _HeldPool:
+    """Stands in for the process: hands out futures that the test settles."""
+
+    def __init__(self):
+        self.futures = []
+
+    def submit(self, *args):
+        self.futures.append(Future())
+        return self.futures[-1]
+
+
+def test_a_failed_batch_is_written_again_only_once_later_ones_are_done_there(tmp_path, monkeypatch):
+    config = load_config(write_config(tmp_path, ""))
+    store = open_store(config.database)
+    held = _HeldPool()
+    first = StoryBatch([("a", "s1")], [], [])
+    second = StoryBatch([("b", "s2")], [], [])
+    written = []
+
+    def save_to(batch, store):
+        written.append((batch, held.futures[1].done()))
+        return len(written)
+
+    monkeypatch.setattr(StoryBatch, "save_to", save_to)
+    tagger = BackgroundTagger(config, store)
+    try:
+        tagger._pool = held
+        tagger.save(first)
+        tagger.save(second)
+        held.futures[0].set_exception(RuntimeError("database is locked"))
+        # The second batch is still being written there when the first fails.
+        threading.Timer(0.2, held.futures[1].set_result, [Saved(9, {})]).start()
+        assert tagger.flush() == 2
+        # Both written again here, in order, and only after the second was done there.
+        assert written == [(first, True), (second, True)]
+    finally:
+        tagger.__exit__()
+        store.close()
