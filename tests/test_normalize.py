@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -103,6 +104,20 @@ def test_html_to_text_never_glues_words_across_blocks(html, text):
 def test_fingerprint_ignores_case_spacing_and_punctuation():
     assert fingerprint("Big News!", "Some  text.") == fingerprint("big news", "some text")
     assert fingerprint("Big News", "text") != fingerprint("Big News", "other text")
+
+
+def _fingerprint_by_definition(title: str, text: str) -> str:
+    words = re.findall(r"\w+", f"{title}\n{text}".casefold())
+    return hashlib.sha256(" ".join(words).encode()).hexdigest()[:32]
+
+
+_TEXT_CHARS = st.sampled_from([*"aZ9_ \t\n.,-'", *"éÉßİﬁΩЖ中١²½’“”—…", "\u00a0", "\u200b"])
+
+
+@given(st.text(), st.text(_TEXT_CHARS) | st.text())
+def test_fingerprint_hashes_the_case_folded_words(title, text):
+    # Stored fingerprints must keep matching: it is the hash of the \w+ words.
+    assert fingerprint(title, text) == _fingerprint_by_definition(title, text)
 
 
 def entry(**fields):
