@@ -17,7 +17,6 @@ the first items of a fresh install are weighted as well as the millionth.
 
 from __future__ import annotations
 
-import heapq
 import math
 import re
 from array import array
@@ -283,7 +282,9 @@ def _title_case(title: str) -> bool:
 
 def top(vector: Mapping[str, float], keep: int) -> Vector:
     """The *keep* heaviest entries, heaviest first; ties keep their order in *vector*."""
-    return dict(heapq.nlargest(keep, vector.items(), key=itemgetter(1)))
+    # What heapq.nlargest documents itself as equal to, in a third of its time
+    # for the 50-300 entries of an article or a story (one C sort, no heap).
+    return dict(sorted(vector.items(), key=itemgetter(1), reverse=True)[:keep])
 
 
 def normalise(vector: Mapping[str, float]) -> Vector:
