@@ -1,7 +1,7 @@
 """The SQLite schema of the state, its migrations, and item rows.
 
 Migrations are keyed on ``PRAGMA user_version``: the database at version N
-runs ``MIGRATIONS[N:]`` in order, each in its own transaction (``store.py``).
+runs ``MIGRATIONS[N:]`` in order, each in its own transaction (``database.py``).
 Datetimes are written as ISO-8601 UTC strings by explicit functions, never by
 sqlite3's deprecated default adapters.
 """
