@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_READ_TIMEOUT",
     "DEFAULT_TOTAL_TIMEOUT",
     "USER_AGENT",
+    "Admit",
     "Arrived",
     "Fetched",
     "HTTPStatusError",
@@ -172,16 +173,23 @@ Outcome = Fetched | NotModified304 | FetchError
 Arrived = Callable[[str, Outcome], Outcome]
 """Told each request's key and outcome as soon as it has one; returns the
 outcome to keep for the result (the same, or a lighter one)."""
+Admit = Callable[[], Awaitable[None]]
+"""Awaited before each request starts: a caller that cannot take more bodies
+yet holds the downloads back until it can."""
 
 
 def fetch_all(
-    requests: Sequence[Request], limits: Limits = Limits(), on_result: Arrived | None = None
+    requests: Sequence[Request],
+    limits: Limits = Limits(),
+    on_result: Arrived | None = None,
+    admit: Admit | None = None,
 ) -> dict[str, Outcome]:
     """Fetch every request concurrently; one result per ``key``, never raising for one URL.
 
     *on_result*, if given, hears of each outcome as it arrives, so a caller can
     get a feed parsed elsewhere while others download; what it returns is kept
-    in the result in its place. It must not raise.
+    in the result in its place. It must not raise. *admit*, if given, is
+    awaited before each request starts (and before its deadline runs).
     Runs its own event loop: call it from a thread with no running loop.
 
     Raises:
@@ -192,7 +200,7 @@ def fetch_all(
         raise ValueError("fetch_all: request keys must be unique")
     if not requests:
         return {}
-    return asyncio.run(_fetch_all(requests, limits, on_result))
+    return asyncio.run(_fetch_all(requests, limits, on_result, admit))
 
 
 def fetch(
@@ -211,7 +219,7 @@ def fetch(
 
 
 async def _fetch_all(
-    requests: Sequence[Request], limits: Limits, on_result: Arrived | None
+    requests: Sequence[Request], limits: Limits, on_result: Arrived | None, admit: Admit | None
 ) -> dict[str, Outcome]:
     pool = httpx.Limits(
         max_connections=limits.concurrency, max_keepalive_connections=limits.concurrency
@@ -226,6 +234,8 @@ async def _fetch_all(
         fetcher = _Fetcher(client, limits)
 
         async def one(request: Request) -> Outcome:
+            if admit is not None:
+                await admit()
             outcome = await fetcher.one(request)
             return outcome if on_result is None else on_result(request.key, outcome)
 

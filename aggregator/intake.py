@@ -9,10 +9,18 @@ thread. So results never pile up in memory (waiting for the last download held
 while the order of the sources, which decides which of two syndicated copies
 is kept, stays that of the config. On the same thread, too: storing from a
 second one made every SQLite call wait for the GIL behind the downloads.
+
+Downloads are faster than the workers, so without a bound the bodies waiting
+for a worker would pile up: a third of all of them at the end of the
+downloads of bench/fetch_scale.py, and ten times as many for ten times the
+feeds. :meth:`Intake.admit` holds each download back until fewer than
+``backlog`` feeds are downloading or waiting for their worker.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
@@ -22,7 +30,7 @@ from .fetch import Fetched, Outcome
 from .ingest import Body, Ingested
 from .model import Source, SourceResult
 
-__all__ = ["Intake", "StoreOne", "Submit"]
+__all__ = ["BACKLOG", "Intake", "StoreOne", "Submit"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +40,10 @@ StoreOne = Callable[[Source, "Outcome | None", "Future[Ingested] | None"], Sourc
 """Stores one source, given its fetch outcome (None for a folder or a source
 not fetched) and its ingest by a worker, if one has it; never raises for the
 source's own problems."""
+
+# Feeds downloading or waiting for a worker, at most: the fetch concurrency's
+# 16 and a few feeds queued for each worker, so that none waits for work.
+BACKLOG = 32
 
 
 class Intake:
@@ -45,6 +57,7 @@ class Intake:
         store_one: StoreOne,
         submit: Submit | None = None,
         progress: Callable[[int, int, Source], None] | None = None,
+        backlog: int = BACKLOG,
     ) -> None:
         self.todo = todo
         self.fetching = fetching
@@ -56,6 +69,24 @@ class Intake:
         self._outcomes: dict[str, Outcome] = {}
         self._pending: dict[str, Future[Ingested]] = {}
         self._failed: BaseException | None = None
+        self._room = asyncio.Semaphore(backlog)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def admit(self) -> None:
+        """``fetch_all``'s admission: wait while *backlog* feeds are downloading
+        or waiting for their worker. Each admitted download is let go by its
+        call to the intake, or once a worker has ingested its body."""
+        self._loop = asyncio.get_running_loop()
+        await self._room.acquire()
+
+    def _let_go(self, _: object = None) -> None:
+        """One admitted feed is done with: from any thread (a worker's future
+        completes on the pool's), after ``fetch_all`` ended too."""
+        loop = self._loop
+        if loop is None:
+            return  # nothing was admitted: fetch_all was not told of admit()
+        with contextlib.suppress(RuntimeError):  # their loop closed: no one waits
+            loop.call_soon_threadsafe(self._room.release)
 
     def __call__(self, key: str, outcome: Outcome) -> Outcome:
         """``fetch_all``'s callback: hand the body over, store what is ready.
@@ -65,14 +96,19 @@ class Intake:
         so a feed whose worker dies can still be read here.
         """
         kept = outcome
+        future = None
         if self.submit is not None and isinstance(outcome, Fetched):
             try:
                 body = Body(outcome.content, outcome.url, outcome.headers)
-                self._pending[key] = self.submit(self._by_key[key], body)
+                future = self._pending[key] = self.submit(self._by_key[key], body)
                 kept = replace(outcome, content=b"")
             except Exception:  # a pool that cannot run: this process ingests from here on
                 log.exception("the ingest workers cannot take feeds; reading them here")
                 self.submit = None
+        if future is None:
+            self._let_go()
+        else:
+            future.add_done_callback(self._let_go)
         self._outcomes[key] = outcome
         if self._failed is None:
             try:

@@ -131,7 +131,8 @@ def refresh(
         submit = partial(_submit, pool, now=now, settings=config.cluster) if pool else None
         intake = Intake(todo, fetching, store_one, submit, progress)
         # With workers, each source is stored as soon as it is ready (intake.py).
-        fetched = fetch_all(requests, limits(config), intake if pool else None) if requests else {}
+        arrived, admit = (intake, intake.admit) if pool else (None, None)
+        fetched = fetch_all(requests, limits(config), arrived, admit) if requests else {}
         results = intake.finish(fetched)
         big = pool is not None
     if big:  # each batch is saved and tagged while the next clusters (tagging.py)

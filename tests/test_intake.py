@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
-from aggregator.fetch import Fetched, NotModified304, Validators
+from aggregator.fetch import Fetched, Limits, NotModified304, Request, Validators, fetch_all
 from aggregator.intake import Intake
 from aggregator.model import Source, SourceResult, Updated
+
+from .conftest import FeedServer, Route
 
 A, B, C = (Source(key=f"https://{n}.example/feed", url=f"https://{n}.example/feed") for n in "abc")
 FOLDER = Source(key="folder", path=Path("feeds"))
@@ -57,3 +62,55 @@ def test_a_failure_while_downloading_is_raised_by_finish_not_into_the_download()
     intake(A.key, fetched(A))  # does not raise: fetch_all must go on
     with pytest.raises(RuntimeError, match="disk full"):
         intake.finish({})
+
+
+def _soon(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _done_with(parsing: list[Future[None]]) -> int:
+    for future in parsing:
+        if not future.done():
+            future.set_result(None)
+    return len(parsing)
+
+
+def test_downloads_wait_while_the_backlog_of_feeds_for_the_workers_is_full(server: FeedServer):
+    sources = [Source(key=server.url(f"/{n}"), url=server.url(f"/{n}")) for n in range(6)]
+    for n in range(6):
+        server.routes[f"/{n}"] = Route(body=b"<rss/>")
+    parsing: list[Future[None]] = []
+
+    def submit(source, body):
+        parsing.append(Future())
+        return parsing[-1]
+
+    def store_one(source, outcome, pending):
+        return SourceResult(source, Updated(0, 0))
+
+    intake = Intake(sources, {s.key for s in sources}, store_one, submit, backlog=2)
+    requests = [Request(s.key, s.key) for s in sources]
+    limits = Limits(concurrency=4, per_host=4, connect=2, read=2, total=5)
+    downloads = threading.Thread(target=fetch_all, args=(requests, limits, intake, intake.admit))
+    downloads.start()
+    try:
+        assert _soon(lambda: len(parsing) == 2)
+        time.sleep(0.3)
+        assert len(server.requests) == 2  # the other four wait for a worker to be done
+        parsing[0].set_result(None)
+        assert _soon(lambda: len(parsing) == 3)
+        time.sleep(0.3)
+        assert len(server.requests) == 3
+        assert _soon(lambda: _done_with(parsing) == 6)  # each next one as it comes
+    finally:
+        for future in parsing:
+            if not future.done():
+                future.set_result(None)
+        downloads.join(10)  # fetch_all gives up within limits.total
+    assert not downloads.is_alive()
+    assert [r.source for r in intake.finish({})] == sources
