@@ -75,9 +75,15 @@ class Intake:
     async def admit(self) -> None:
         """``fetch_all``'s admission: wait while *backlog* feeds are downloading
         or waiting for their worker. Each admitted download is let go by its
-        call to the intake, or once a worker has ingested its body."""
+        call to the intake, or once a worker has ingested its body.
+
+        Raises what storing raised, if it did (a daemon stopping between two
+        sources): no more downloads start, and ``fetch_all`` ends with it.
+        """
         self._loop = asyncio.get_running_loop()
         await self._room.acquire()
+        if self._failed is not None:
+            raise self._failed
 
     def _let_go(self, _: object = None) -> None:
         """One admitted feed is done with: from any thread (a worker's future

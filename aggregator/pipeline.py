@@ -126,7 +126,9 @@ def refresh(
     # Workers parse, normalise and extract features while feeds download,
     # then go before clustering: they hold the models' memory (~200 MB in all).
     with WorkerPool.for_feeds(full) or nullcontext() as pool:
-        if full and pool is None:
+        if pool is not None:
+            log.info("refresh: reading %d feeds in %d worker processes", full, pool.workers)
+        elif full:
             warm_up_language_model()  # while we wait on the network
         submit = partial(_submit, pool, now=now, settings=config.cluster) if pool else None
         intake = Intake(todo, fetching, store_one, submit, progress)

@@ -5,7 +5,9 @@ any: the language and word-frequency models a refresh loads take some 120 MB,
 which an idle daemon gives back (issue 6: idle under 150 MB). It keeps a
 ``ClusterCache`` while it lives, so consecutive refreshes skip reloading the
 clusterer. Its log records come back over the pipe and are logged by the
-daemon. SIGTERM stops it after its current source; the daemon kills it after
+daemon. A refresh of many new feeds reads them in a worker pool of its own
+(``workers.py``), gone when the refresh ends. SIGTERM stops it after its
+current source, and no more downloads start; the daemon kills it after
 ``STOP_GRACE`` seconds if it does not stop (SQLite rolls an open transaction
 back, and the feed file is only ever replaced whole).
 """
@@ -72,7 +74,9 @@ class Refresher:
             target=_refresh_process,
             args=(self.config, theirs, levels),
             name="aggregator-refresh",
-            daemon=True,
+            # Not daemonic, so that it may start the worker pool of a first
+            # refresh of many feeds; SIGTERM and the pipe's end still stop it.
+            daemon=False,
         )
         self._process.start()
         theirs.close()

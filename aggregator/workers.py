@@ -45,6 +45,7 @@ class WorkerPool:
         """*workers* processes, forked from the fork server with the models
         loaded, or (``fork_server=False``) each spawned fresh, for work that
         needs other modules than ingesting does."""
+        self.workers = workers
         self._fork_server = fork_server
         if fork_server:
             server = multiprocessing.get_context("forkserver")

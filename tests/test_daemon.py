@@ -26,6 +26,7 @@ import httpx
 import pytest
 import wordfreq
 
+from aggregator.workers import MIN_POOLED_FEEDS
 from tests.conftest import REPO, FeedServer, Route, rss, write_config
 
 READER_CHECK = Path(__file__).resolve().parents[2] / "shared" / "tools" / "reader_check.sh"
@@ -414,3 +415,42 @@ def test_sigterm_during_a_slow_fetch_still_exits_promptly(tmp_path, start, serve
     assert status == 0
     assert seconds < 6  # STOP_GRACE, then the refresh process is killed
     assert "killed the refresh in progress" in daemon.log()
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_first_refresh_of_many_feeds_runs_on_workers_and_stops_promptly(
+    tmp_path, start, server: FeedServer
+):
+    n = MIN_POOLED_FEEDS + 10
+    for i in range(n):
+        items = [{"title": f"Story {i}", "guid": f"g{i}", "link": f"https://o{i}.example/1"}]
+        server.routes[f"/f{i}.xml"] = Route(rss(f"Outlet {i}", items))
+    sources = "".join(f'[[sources]]\nurl = "{server.url(f"/f{i}.xml")}"\n' for i in range(n))
+    config = write_config(tmp_path, sources, extra="[server]\nport = 0\n")
+    daemon = start(config)
+    daemon.wait_refreshed(60)
+    assert f"reading {n} feeds in" in daemon.log()  # the refresh process has a pool
+    assert len(entries(daemon.feed())) == n
+    assert daemon.stop()[0] == 0
+    assert wait_for(lambda: _group_gone(daemon.process.pid), 10, "its processes to exit")
+
+    # A fresh state, and slow servers: stopped while its workers wait for feeds.
+    shutil.rmtree(tmp_path / "state")
+    for i in range(4, n):
+        server.routes[f"/f{i}.xml"].delay = 1.0
+    before = len(server.requests)
+    daemon = start(config)
+    wait_for(lambda: f"reading {n} feeds in" in daemon.log(), 30, "the pooled refresh")
+    wait_for(lambda: len(server.requests) - before >= 8, 30, "the slow downloads to start")
+    status, seconds = daemon.stop()
+    assert status == 0
+    assert seconds < 6  # within STOP_GRACE, without waiting for every download
+    assert "killed the refresh in progress" not in daemon.log()  # it stopped by itself
+    assert wait_for(lambda: _group_gone(daemon.process.pid), 10, "its processes to exit")
