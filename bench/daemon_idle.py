@@ -43,7 +43,8 @@ def _stat(pid: int) -> list[str]:
 def children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
+        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+            found += [int(c) for c in (task / "children").read_text().split()]
     return found
 
 
