@@ -189,7 +189,8 @@ def fetch_all(
     *on_result*, if given, hears of each outcome as it arrives, so a caller can
     get a feed parsed elsewhere while others download; what it returns is kept
     in the result in its place. It must not raise. *admit*, if given, is
-    awaited before each request starts (and before its deadline runs).
+    awaited before each request starts, once it has its host's and the global
+    slot (and before its deadline runs); what it raises ends the fetching.
     Runs its own event loop: call it from a thread with no running loop.
 
     Raises:
@@ -231,11 +232,9 @@ async def _fetch_all(
     async with httpx.AsyncClient(
         limits=pool, timeout=timeout, headers=headers, follow_redirects=False
     ) as client:
-        fetcher = _Fetcher(client, limits)
+        fetcher = _Fetcher(client, limits, admit)
 
         async def one(request: Request) -> Outcome:
-            if admit is not None:
-                await admit()
             outcome = await fetcher.one(request)
             return outcome if on_result is None else on_result(request.key, outcome)
 
@@ -246,9 +245,12 @@ async def _fetch_all(
 class _Fetcher:
     """The limits shared by every request of one :func:`fetch_all` call."""
 
-    def __init__(self, client: httpx.AsyncClient, limits: Limits) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, limits: Limits, admit: Admit | None = None
+    ) -> None:
         self.client = client
         self.limits = limits
+        self.admit = admit
         self.everyone = asyncio.Semaphore(limits.concurrency)
         self.hosts: dict[str, asyncio.Semaphore] = {}
 
@@ -261,10 +263,13 @@ class _Fetcher:
 
     async def one(self, request: Request) -> Fetched | NotModified304 | FetchError:
         # The host slot first, so requests queued for a busy host hold no global
-        # slot; then the deadline starts, so queueing does not count against it.
+        # slot, nor a place of admit()'s: a slow host holds back only its own
+        # feeds. Then the deadline starts, so queueing does not count against it.
         # A redirect to another host stays in the first host's slot.
         try:
             async with self.host(request.url), self.everyone:
+                if self.admit is not None:
+                    await self.admit()
                 async with asyncio.timeout(self.limits.total):
                     return await self._follow(request)
         except FetchError as exc:

@@ -114,3 +114,39 @@ def test_downloads_wait_while_the_backlog_of_feeds_for_the_workers_is_full(serve
         downloads.join(10)  # fetch_all gives up within limits.total
     assert not downloads.is_alive()
     assert [r.source for r in intake.finish({})] == sources
+
+
+def test_a_slow_host_holds_back_only_its_own_feeds(server: FeedServer):
+    fast = FeedServer()
+    fast.thread.start()
+    try:
+        slow = [Source(key=server.url(f"/s{n}"), url=server.url(f"/s{n}")) for n in range(4)]
+        quick = [Source(key=fast.url(f"/q{n}"), url=fast.url(f"/q{n}")) for n in range(6)]
+        for n in range(4):
+            server.routes[f"/s{n}"] = Route(body=b"<rss/>", delay=1.0)
+        for n in range(6):
+            fast.routes[f"/q{n}"] = Route(body=b"<rss/>")
+        done: dict[str, float] = {}
+
+        def submit(source, body):
+            done[source.key] = time.monotonic()
+            future: Future[None] = Future()
+            future.set_result(None)  # the workers keep up
+            return future
+
+        def store_one(source, outcome, pending):
+            return SourceResult(source, Updated(0, 0))
+
+        sources = [*slow, *quick]  # the slow host's feeds first in the order
+        intake = Intake(sources, {s.key for s in sources}, store_one, submit, backlog=3)
+        limits = Limits(concurrency=4, per_host=1, connect=2, read=5, total=10)
+        began = time.monotonic()
+        fetch_all([Request(s.key, s.key) for s in sources], limits, intake, intake.admit)
+        # One slow download at a time (per_host=1) takes 4 s in all; the quick
+        # host's six are not queued behind it for the backlog's places.
+        assert max(done[s.key] for s in quick) - began < 1.5
+        assert max(done[s.key] for s in slow) - began > 3.5
+    finally:
+        fast.stopping.set()
+        fast.httpd.shutdown()
+        fast.httpd.server_close()
