@@ -119,7 +119,7 @@ class Intake:
         if self._failed is None:
             try:
                 self._store(wait=False)
-            except BaseException as exc:  # raised again by finish(), not into fetch_all
+            except BaseException as exc:  # not into this callback: admit() and finish() raise it
                 self._failed = exc
         return kept
 
