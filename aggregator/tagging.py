@@ -101,29 +101,36 @@ class BackgroundTagger:
         failed on is written here, and all tags are dropped."""
         while self._queued:
             _, future = self._queued[0]
-            if not wait and (future is None or not future.done()):
+            if future is None:  # it never reached the process (_submit said why)
+                self._write_here()
+                return
+            if not wait and not future.done():
                 return
             try:
-                if future is None:
-                    raise RuntimeError("not handed to the background process")
                 saved = future.result()
             except Exception:
                 log.exception("background saving and tagging failed; doing both here")
-                self._pool = None
-                self._tags = {}
-                # A later batch still being written there would land after
-                # the rewrite here and undo it: let those finish first.
-                for _, running in self._queued:
-                    if running is not None:
-                        wait_for([running])
-                for later, _ in self._queued:  # in order: later batches win
-                    self._generation = later.save_to(self.store)
-                self._queued = []
+                self._write_here()
                 return
             del self._queued[0]
             if saved.generation is not None:
                 self._generation = saved.generation
             self._tags.update(saved.tags)  # in order: a story's last tagging wins
+
+    def _write_here(self) -> None:
+        """Write every batch handed over and not known to be written, here, in
+        order; from now on each batch is written here as it comes, and the
+        process's tags are dropped (``finish`` tags here)."""
+        self._pool = None
+        self._tags = {}
+        # A later batch still being written there would land after the
+        # rewrite here and undo it: let those finish first.
+        for _, running in self._queued:
+            if running is not None:
+                wait_for([running])
+        for later, _ in self._queued:  # in order: later batches win
+            self._generation = later.save_to(self.store)
+        self._queued = []
 
     def finish(self, story_ids: Sequence[str]) -> None:
         """Write the topics of *story_ids*: those the process tagged after

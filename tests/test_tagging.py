@@ -225,6 +225,10 @@ def test_a_failed_batch_is_written_again_only_once_later_ones_are_done_there(tmp
         assert tagger.flush() == 2
         # Both written again here, in order, and only after the second was done there.
         assert written == [(first, True), (second, True)]
+        third = StoryBatch([("c", "s3")], [], [])
+        tagger.save(third)  # after the failure: written here at once, not held to a flush
+        assert written[-1] == (third, True) and len(held.futures) == 2
+        assert tagger.flush() == 3
     finally:
         tagger.__exit__()
         store.close()
