@@ -107,9 +107,21 @@ def _frequencies(language: str) -> Mapping[str, float]:
     return wordfreq.get_frequency_dict(language, wordlist="best")
 
 
+# Languages that py3langid names and wordfreq lists under another code: without
+# these, Croatian or Norwegian news was weighed by English word frequencies,
+# and its common words opening a sentence read as names. py3langid calls
+# short Chinese news "wuu" (Wu) about as often as "zh".
+_WORDFREQ_ALIASES = {
+    alias: code
+    for code, aliases in {"ar": "ary arz", "he": "hbo", "nb": "no nn", "fil": "tl"}.items()
+    for alias in aliases.split()
+} | {"hr": "sh", "bs": "sh", "sr": "sh", "wuu": "zh", "yue": "zh"}
+
+
 @lru_cache(maxsize=64)
 def _language(language: str | None) -> str:
     code = (language or "en").split("-")[0].lower()
+    code = _WORDFREQ_ALIASES.get(code, code)
     import wordfreq
 
     return code if code in wordfreq.available_languages() else "en"

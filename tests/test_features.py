@@ -29,3 +29,15 @@ def test_numbers_are_terms_and_entities():
     f = extract("x", "A magnitude 5.9 quake hit at 6:00, and 1,200 people left.")
     for number in ("5.9", "6:00", "1,200"):
         assert number in f.terms and number in f.entities
+
+
+def test_a_language_that_wordfreq_lists_under_another_code_is_weighed_by_its_own_words():
+    # py3langid says "no" and "hr"; wordfreq has Norwegian as "nb", Croatian as "sh".
+    text = "Politiet rykket ut til brannen i Bergen. Policija je stigla kasnije."
+    assert extract("x", text, "no") == extract("x", text, "nb")
+    assert extract("x", text, "hr") == extract("x", text, "sh")
+    # "Politiet" (the police) opens a sentence: a common word in Norwegian,
+    # but unknown to English, where it would read as a name.
+    assert "politiet" not in extract("x", text, "no").entities
+    assert "politiet" in extract("x", text, "en").entities
+    assert "bergen" in extract("x", text, "no").entities
