@@ -216,6 +216,8 @@ def _count(text: str, repeat: int, language: str, terms: Counts, entities: Count
             if upper and (
                 kind == _NAMELIKE or not (first or after_dot or not _OPENERS.isdisjoint(gap))
             ):
+                if run and (after_dot or not _OPENERS.isdisjoint(gap)):
+                    _flush(run, repeat, entities)  # a name ends with its sentence
                 run.append(stem)
                 first = False
                 after_dot = dot
@@ -314,7 +316,7 @@ def cosine(a: Mapping[str, float], b: Iterable[tuple[str, float]]) -> float:
 # during a big refresh), and stored beside it; the clusterer decodes them in a
 # few C calls instead of tokenising again. The header names what they were
 # made with, so a change of ``text_chars`` or of this code is never mixed up.
-_FORMAT = "feat1"
+_FORMAT = "feat2"  # feat1: names ran on across a full stop
 _SEP = "\t"  # never inside a token (_TOKEN)
 
 

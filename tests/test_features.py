@@ -18,6 +18,13 @@ def test_capitals_inside_a_sentence_make_one_name():
     assert {"police", "chief", "brown"} <= f.entities.keys()
 
 
+def test_a_name_ends_with_its_sentence():
+    f = extract("x", "Police questioned John Smith. Lohan said she was home: Tara Reid agreed.")
+    assert {"john smith", "lohan", "tara reid"} <= f.entities.keys()
+    # A rare word opening the next sentence is a name of its own, not more of this one.
+    assert not any(name.startswith(("john smith ", "lohan ")) for name in f.entities)
+
+
 def test_trailing_apostrophes_and_hyphens_are_not_part_of_a_word():
     f = extract("x", "The players' union and the so- called league met in Qeshm-")
     assert "player" in f.terms
