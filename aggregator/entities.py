@@ -121,13 +121,14 @@ _TITLES = _words(
     mr mrs. mrs ms. ms deputy ambassador spokesman spokeswoman attorney sheriff detective
     sgt. sergeant capt. captain lt. lieutenant col. colonel gen. adm. admiral speaker
     premier archbishop bishop cardinal rev. former acting interim inspector superintendent
-    professor prof. chief officer executive actor actress singer rapper founder"""
+    professor prof. chief officer executive actor actress singer rapper founder defender
+    commissioner"""
 )
 # Words that qualify a title: "Defense Minister", "Assistant District Attorney".
 _PORTFOLIOS = _words(
     """defense defence foreign interior finance home state health trade justice energy
     economy education labor labour transport agriculture general district executive first
-    lady national security supreme assistant of the"""
+    lady national security supreme assistant public police of the"""
 )
 # A one-word run needs the rules in _segments only if it is one of these.
 _SLOW = _BREAKS | _TITLES
@@ -267,10 +268,19 @@ def _scan(
         before = text[max(0, start - 6) : start].rstrip(_OPEN)
         initial = heading or (not before and start <= 6) or before[-1:] in ".!?:;|\n"
         place = where if where is not None else LEAD if start < LEAD_CHARS else BODY
+        # Only the name the sentence opens with is weak: after a title cut from
+        # the front ("Governor Maria Santos toured"), a name is mid-sentence.
+        opening = match[0].split(None, 1)[0] if initial else ""
         first = True
         for words in _split_run(match[0]):
-            out.append(Mention(words, place, heading or (initial and first)))
+            weak = initial and first and _opens(opening, words[0])
+            out.append(Mention(words, place, heading or weak))
             first = False
+
+
+def _opens(opening: str, word: str) -> bool:
+    """Whether *word* is the run's opening word as written, possessive or hyphen aside."""
+    return opening == word or (opening.startswith(word) and opening[len(word)] in "’'-")
 
 
 @lru_cache(maxsize=65536)

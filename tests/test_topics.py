@@ -78,6 +78,23 @@ LOHAN = (
         outlet="NPR",
     ),
 )
+# People written only at the start of sentences, after a title ("Governor",
+# "Deputy Public Defender"): the title opens the sentence, not the name.
+COAST_ROAD = (
+    item(
+        5,
+        "Coast road to be repaired",
+        "Governor Maria Santos toured the flooded coast road on Monday. Maria Santos "
+        "promised repairs within a month.",
+    ),
+    item(
+        6,
+        "County asked to pay for coast road repairs",
+        "Deputy Public Defender Peter Lynch asked the county for the money. Governor "
+        "Maria Santos agreed on Tuesday.",
+        outlet="Harbour Post",
+    ),
+)
 
 # (story, must have, must not have): labels, compared exactly.
 CASES = [
@@ -90,6 +107,11 @@ CASES = [
         LOHAN,
         {"Lindsay Lohan", "Betty Ford Center", "Shawn Holley", "Celebrity"},
         {"Lohan", "Thursday", "Morning Edition", "NPR", "Actress", "The", "Lindsay Lohan rehab"},
+    ),
+    (
+        COAST_ROAD,
+        {"Maria Santos", "Peter Lynch"},
+        {"Santos", "Governor Maria Santos", "Public Defender Peter Lynch", "Deputy", "Monday"},
     ),
 ]
 
