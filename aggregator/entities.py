@@ -269,13 +269,19 @@ def _scan(
         initial = heading or (not before and start <= 6) or before[-1:] in ".!?:;|\n"
         place = where if where is not None else LEAD if start < LEAD_CHARS else BODY
         # Only the name the sentence opens with is weak: after a title cut from
-        # the front ("Governor Maria Santos toured"), a name is mid-sentence.
-        opening = match[0].split(None, 1)[0] if initial else ""
+        # the front ("Governor Maria Santos toured"), a name is mid-sentence;
+        # after "The" it is not ("The Government said": weak, as before).
+        opening = _opening(match[0]) if initial else ""
         first = True
         for words in _split_run(match[0]):
             weak = initial and first and _opens(opening, words[0])
             out.append(Mention(words, place, heading or weak))
             first = False
+
+
+def _opening(run: str) -> str:
+    """The first word of *run* that is not a connector ("The", "of")."""
+    return next((w for w in run.split() if w.lower() not in _CONNECTORS), "")
 
 
 def _opens(opening: str, word: str) -> bool:

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregator.articles import read_article
-from aggregator.entities import writes_lower
+from aggregator.entities import read_names, writes_lower
 from aggregator.model import Item, TopicRule
 from aggregator.normalize import normalize
 from aggregator.topics import DEFAULT_MAX_TAGS, normalise_label, tag_story, term_of
@@ -91,7 +91,7 @@ COAST_ROAD = (
         6,
         "County asked to pay for coast road repairs",
         "Deputy Public Defender Peter Lynch asked the county for the money. Governor "
-        "Maria Santos agreed on Tuesday.",
+        "Maria Santos agreed on Tuesday. The Government said it would help.",
         outlet="Harbour Post",
     ),
 )
@@ -111,9 +111,21 @@ CASES = [
     (
         COAST_ROAD,
         {"Maria Santos", "Peter Lynch"},
-        {"Santos", "Governor Maria Santos", "Public Defender Peter Lynch", "Deputy", "Monday"},
+        {"Santos", "Governor Maria Santos", "Public Defender Peter Lynch", "Deputy", "Government"},
     ),
 ]
+
+
+def test_only_the_name_that_opens_a_sentence_is_weak():
+    text = "The Government said no. Governor Maria Santos toured the road. Maria Santos left."
+    weak = [(m.words, m.weak) for m in read_names("x", text).mentions]
+    # "The" opens the first sentence and "Governor" the second: the name after
+    # a title is written mid-sentence; the last sentence opens with the name.
+    assert weak == [
+        (("Government",), True),
+        (("Maria", "Santos"), False),
+        (("Maria", "Santos"), True),
+    ]
 
 
 @pytest.mark.parametrize(("members", "must", "must_not"), CASES)
