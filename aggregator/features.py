@@ -112,10 +112,18 @@ def _frequencies(language: str) -> Mapping[str, float]:
 # and its common words opening a sentence read as names. py3langid calls
 # short Chinese news "wuu" (Wu) about as often as "zh".
 _WORDFREQ_ALIASES = {
-    alias: code
-    for code, aliases in {"ar": "ary arz", "he": "hbo", "nb": "no nn", "fil": "tl"}.items()
-    for alias in aliases.split()
-} | {"hr": "sh", "bs": "sh", "sr": "sh", "wuu": "zh", "yue": "zh"}
+    "ary": "ar",
+    "arz": "ar",
+    "hbo": "he",
+    "no": "nb",
+    "nn": "nb",
+    "tl": "fil",
+    "hr": "sh",
+    "bs": "sh",
+    "sr": "sh",
+    "wuu": "zh",
+    "yue": "zh",
+}
 
 
 @lru_cache(maxsize=64)
@@ -213,10 +221,9 @@ def _count(text: str, repeat: int, language: str, terms: Counts, entities: Count
         elif kind:
             terms[stem] = count_term(stem, 0) + repeat
             # Mid-sentence capitals are names; sentence-initial ones only when rare.
-            if upper and (
-                kind == _NAMELIKE or not (first or after_dot or not _OPENERS.isdisjoint(gap))
-            ):
-                if run and (after_dot or not _OPENERS.isdisjoint(gap)):
+            opens = upper and (first or after_dot or not _OPENERS.isdisjoint(gap))
+            if upper and (kind == _NAMELIKE or not opens):
+                if run and opens:
                     _flush(run, repeat, entities)  # a name ends with its sentence
                 run.append(stem)
                 first = False
