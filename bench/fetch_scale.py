@@ -19,6 +19,13 @@ It also counts the CPU seconds of the bare parse and of all the first
 refresh's processes: on two cores, 0.8 x the bare parse's time allows at most
 1.6 x its CPU, and only with both cores busy throughout.
 
+    python bench/fetch_scale.py --stages
+
+instead does a first refresh's work stage by stage in this one process (no
+workers, no background tagging), on the same feeds, and prints each stage's
+CPU seconds against the bare parse's: what the work itself costs, before
+any of it runs in parallel.
+
 Each round does all three, next to one another, on a fresh state: the
 machine's speed drifts between minutes, so a ratio is only taken of figures of
 one round. Prints every round, then the median ratios over the rounds and the
@@ -238,6 +245,11 @@ def main() -> None:
         default=3,
         help="bare parse, first and second refresh, this many times in turn (default 3)",
     )
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="instead, each stage's CPU in one process against the bare parse's",
+    )
     args = parser.parse_args()
     rounds: list[_Round] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -259,6 +271,9 @@ def main() -> None:
             )
             config = work / "config.toml"
             config.write_text(f"[output]\nlimit = 200\n{sources}", encoding="utf-8")
+            if args.stages:
+                _print_stages(config, paths)
+                return
             for n in range(args.rounds):
                 bare, bare_cpu, parsed = _bare_parse(paths)
                 if n == 0:
@@ -309,6 +324,73 @@ def main() -> None:
         f" the median; {busy:.0%} of two cores' time"
         " (0.8 x needs <= 1.6 x at 100%)"
     )
+
+
+def _print_stages(config_path: Path, paths: list[Path]) -> None:
+    """A first refresh's stages one after another in this process: each one's
+    CPU seconds against a bare parse of the same feeds."""
+    # Imported here: the rounds run the aggregator only in other processes.
+    from aggregator.cluster import encoded_features
+    from aggregator.config import load_config
+    from aggregator.dedupe import unique
+    from aggregator.features import idf
+    from aggregator.fetch import Fetched, Request, fetch_all
+    from aggregator.normalize import detect_language, normalize, with_feed_language
+    from aggregator.parse import parse_feed
+    from aggregator.pipeline import limits, publish
+    from aggregator.store import SourceState, open_store
+    from aggregator.stories import cluster_new_items, tag_stories
+
+    config = load_config(config_path)
+    detect_language("Load the language model before the clock starts.")
+    idf("news")
+    _, bare, _ = _bare_parse(paths)
+    now = datetime.now(UTC)
+    cpu: dict[str, float] = {}
+
+    def timed(stage: str, started: float) -> None:
+        cpu[stage] = cpu.get(stage, 0.0) + time.process_time() - started
+
+    started = time.process_time()
+    sources = config.sources
+    fetched = fetch_all([Request(s.key, s.url or "") for s in sources], limits(config))
+    timed("fetch", started)
+    config.database.parent.mkdir(parents=True, exist_ok=True)
+    store = open_store(config.database)
+    try:
+        for source in sources:
+            outcome = fetched[source.key]
+            assert isinstance(outcome, Fetched), outcome
+            started = time.process_time()
+            parsed = parse_feed(
+                outcome.content, source=source.key, origin=outcome.url, headers=outcome.headers
+            )
+            timed("parse", started)
+            started = time.process_time()
+            items = tuple(unique(normalize(e, now) for e in with_feed_language(parsed.entries)))
+            timed("normalise, dedupe", started)
+            started = time.process_time()
+            features = {i.id: encoded_features(i, config.cluster) for i in items}
+            timed("features", started)
+            started = time.process_time()
+            store.update_source(source.key, items, SourceState(status="ok"), features)
+            timed("store", started)
+        started = time.process_time()
+        stories = cluster_new_items(config, store).stories
+        timed("cluster, save stories", started)
+        started = time.process_time()
+        tag_stories(config, store, stories)
+        timed("tag", started)
+        started = time.process_time()
+        publish(config, store, now)
+        timed("publish", started)
+    finally:
+        store.close()
+    print(f"bare feedparser.parse():  {bare:6.1f} s CPU")
+    for stage, seconds in cpu.items():
+        print(f"{stage + ':':<26}{seconds:6.1f} s CPU = {seconds / bare:.2f} x bare")
+    total = sum(cpu.values())
+    print(f"{'all, in one process:':<26}{total:6.1f} s CPU = {total / bare:.2f} x bare")
 
 
 if __name__ == "__main__":
